@@ -1,0 +1,91 @@
+// Command cybereason-connector collects the machine inventory and MalOps of a
+// Cybereason console and publishes them to Kafka as OverSOC records.
+//
+//	cybereason-connector run       all configured stages, settings from the environment
+//	cybereason-connector demo      the whole pipeline on an in-process broker and fake console
+//	cybereason-connector version   the build version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit statuses.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError marks errors caused by the command line or the configuration,
+// which exit with status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return exitUsage
+	}
+
+	var err error
+	switch args[0] {
+	case "run":
+		err = runCommand(ctx, args[1:], lookupEnv, stderr)
+	case "demo":
+		err = demoCommand(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, buildVersion())
+		return 0
+	case "help", "-h", "--help":
+		printUsage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "cybereason-connector: unknown command %q\n", args[0])
+		printUsage(stderr)
+		return exitUsage
+	}
+
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(stderr, "cybereason-connector %s: %v\n", args[0], err)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "cybereason-connector %s: %v\n", args[0], err)
+		return exitFailure
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: cybereason-connector <command> [flags]
+
+Commands:
+  run      run the configured stages; settings come from environment variables (see README.md)
+  demo     run every stage against an in-process Kafka broker and a fake Cybereason console
+  version  print the build version
+
+Run "cybereason-connector <command> -h" for the flags of a command.
+`)
+}

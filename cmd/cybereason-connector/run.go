@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/oversoc/cybereason-connector/internal/config"
+	"github.com/oversoc/cybereason-connector/internal/connector"
+)
+
+func runCommand(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stderr io.Writer) error {
+	flags := flag.NewFlagSet("run", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: cybereason-connector run\n\nRuns the stages named by STAGES until SIGTERM or SIGINT.\nEvery setting comes from an environment variable; README.md lists them.")
+	}
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if flags.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", flags.Arg(0))}
+	}
+
+	cfg, err := config.Load(ctx, envconfig.LookuperFunc(lookupEnv))
+	if err != nil {
+		return usageError{err}
+	}
+
+	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	logger.Info("connector starting", "version", buildVersion(), "stages", cfg.Stages,
+		"console", cfg.Cybereason.URL, "tenant", cfg.Cybereason.Tenant, "brokers", cfg.Kafka.Brokers)
+
+	stages, err := connector.Build(cfg, connector.Options{ProductVersion: buildVersion()}, logger)
+	if err != nil {
+		return err
+	}
+	if err := stages.Run(ctx, cfg.ShutdownTimeout); err != nil {
+		return err
+	}
+
+	logger.Info("connector stopped")
+	return nil
+}

@@ -1,0 +1,290 @@
+// Package config reads the connector's settings from environment variables
+// and validates all of them at once.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Stage names accepted by STAGES.
+const (
+	StageSource = "source"
+	StageEnrich = "enrich"
+	StageDedupe = "dedupe"
+)
+
+// Config is the whole `run` configuration. The env tags are the reference for
+// variable names and defaults; README.md lists them for operators.
+type Config struct {
+	Cybereason Cybereason `env:", prefix=CYBEREASON_"`
+	Kafka      Kafka      `env:", prefix=KAFKA_"`
+	Source     Source     `env:", prefix=SOURCE_"`
+
+	// Stages lists the stages this process runs. Default: all three.
+	Stages []string `env:"STAGES, default=source,enrich,dedupe"`
+
+	// LogLevel is debug, info, warn or error. Default: info.
+	LogLevel slog.Level `env:"LOG_LEVEL, default=info"`
+
+	// LogFormat is auto (colored text on a terminal, JSON otherwise), text or json.
+	LogFormat string `env:"LOG_FORMAT, default=auto"`
+
+	// ShutdownTimeout bounds the drain after SIGTERM. Default: 30s.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=30s"`
+}
+
+// Cybereason holds the console connection settings.
+type Cybereason struct {
+	// URL is the console base URL, e.g. https://acme.cybereason.net. Required.
+	URL string `env:"URL"`
+
+	// Username is the API user, normally an e-mail address. Required.
+	Username string `env:"USERNAME"`
+
+	// Password is set from CYBEREASON_PASSWORD or, read at every login, from
+	// the file named by CYBEREASON_PASSWORD_FILE. Exactly one is required.
+	Password     Secret `env:"PASSWORD"`
+	PasswordFile string `env:"PASSWORD_FILE"`
+
+	// Tenant is the tenant id in record keys. Default: the URL's host name.
+	Tenant string `env:"TENANT"`
+
+	// PageSize is the number of sensors per page, 1 to 1000. Default: 1000.
+	PageSize int `env:"PAGE_SIZE, default=1000"`
+
+	// MaxPages stops a sensor listing that never ends. Default: 10000.
+	MaxPages int `env:"MAX_PAGES, default=10000"`
+
+	// RequestTimeout bounds each HTTP request. Default: 60s.
+	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT, default=60s"`
+}
+
+// Kafka holds the broker and topic settings.
+type Kafka struct {
+	// Brokers is a comma-separated list of host:port. Required.
+	Brokers []string `env:"BROKERS"`
+
+	Topics Topics `env:", prefix=TOPIC_"`
+
+	// EnrichGroup and DedupeGroup are the consumer group ids of the stages.
+	EnrichGroup string `env:"ENRICH_GROUP, default=cybereason-connector-enrich"`
+	DedupeGroup string `env:"DEDUPE_GROUP, default=cybereason-connector-dedupe"`
+}
+
+// Topics names every topic the connector reads or writes.
+type Topics struct {
+	RawSensors         string `env:"RAW_SENSORS, default=cybereason.raw.sensors"`
+	RawMalops          string `env:"RAW_MALOPS, default=cybereason.raw.malops"`
+	NormalizedAssets   string `env:"NORMALIZED_ASSETS, default=oversoc.normalized.assets"`
+	NormalizedFindings string `env:"NORMALIZED_FINDINGS, default=oversoc.normalized.findings"`
+	Assets             string `env:"ASSETS, default=oversoc.assets"`
+	Findings           string `env:"FINDINGS, default=oversoc.findings"`
+}
+
+// Source holds the collection schedule.
+type Source struct {
+	// SensorsInterval is the time between two sensor inventories. Default: 1h.
+	SensorsInterval time.Duration `env:"SENSORS_INTERVAL, default=1h"`
+
+	// MalopsInterval is the time between two MalOp polls. Default: 5m.
+	MalopsInterval time.Duration `env:"MALOPS_INTERVAL, default=5m"`
+
+	// MalopsLookback is how far back the first MalOp window starts. Default: 24h.
+	MalopsLookback time.Duration `env:"MALOPS_LOOKBACK, default=24h"`
+
+	// MalopsOverlap is re-read at the start of every later window, so MalOps
+	// that the console indexes late are not missed. Default: 10m.
+	MalopsOverlap time.Duration `env:"MALOPS_OVERLAP, default=10m"`
+}
+
+// Load reads the configuration from lookuper (envconfig.OsLookuper() in
+// production) and returns an error that names every invalid or missing
+// setting, not only the first one.
+func Load(ctx context.Context, lookuper envconfig.Lookuper) (*Config, error) {
+	cfg, problems := decode(ctx, lookuper)
+	problems = append(problems, cfg.validate()...)
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
+
+	if cfg.Cybereason.PasswordFile != "" {
+		cfg.Cybereason.Password = Secret{file: cfg.Cybereason.PasswordFile}
+	}
+	if cfg.Cybereason.Tenant == "" {
+		parsed, _ := url.Parse(cfg.Cybereason.URL) // validated above
+		cfg.Cybereason.Tenant = parsed.Hostname()
+	}
+	return cfg, nil
+}
+
+// Error lists every configuration problem found.
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	return "invalid configuration: " + strings.Join(e.Problems, "; ")
+}
+
+// decode runs envconfig until it succeeds. envconfig stops at the first value
+// it cannot parse, so each round records that variable, hides it from the next
+// round (its default then applies) and tries again.
+func decode(ctx context.Context, lookuper envconfig.Lookuper) (*Config, []string) {
+	recorder := &recordingLookuper{base: lookuper, hidden: map[string]bool{}}
+	var problems []string
+
+	for {
+		cfg := &Config{}
+		err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: cfg, Lookuper: recorder})
+		if err == nil {
+			return cfg, problems
+		}
+
+		key := recorder.last
+		if key == "" || recorder.hidden[key] {
+			// Not a value problem: the struct tags themselves are wrong.
+			return cfg, append(problems, err.Error())
+		}
+		problems = append(problems, fmt.Sprintf("%s: %v", key, rootCause(err)))
+		recorder.hidden[key] = true
+	}
+}
+
+// rootCause drops envconfig's Go field path so that a message names only the
+// variable and what is wrong with its value.
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
+
+type recordingLookuper struct {
+	base   envconfig.Lookuper
+	hidden map[string]bool
+	last   string
+}
+
+func (l *recordingLookuper) Lookup(key string) (string, bool) {
+	l.last = key
+	if l.hidden[key] {
+		return "", false
+	}
+	return l.base.Lookup(key)
+}
+
+func (c *Config) validate() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	problems = append(problems, c.Cybereason.validate()...)
+
+	if len(c.Kafka.Brokers) == 0 {
+		add("KAFKA_BROKERS: missing; set a comma-separated list of host:port")
+	}
+	for _, broker := range c.Kafka.Brokers {
+		if !strings.Contains(broker, ":") {
+			add("KAFKA_BROKERS: invalid broker %q; expected host:port", broker)
+		}
+	}
+	for name, topic := range c.Kafka.Topics.byVariable() {
+		if topic == "" {
+			add("%s: must not be empty", name)
+		}
+	}
+
+	positive := map[string]time.Duration{
+		"SOURCE_SENSORS_INTERVAL": c.Source.SensorsInterval,
+		"SOURCE_MALOPS_INTERVAL":  c.Source.MalopsInterval,
+		"SOURCE_MALOPS_LOOKBACK":  c.Source.MalopsLookback,
+		"SHUTDOWN_TIMEOUT":        c.ShutdownTimeout,
+	}
+	for name, value := range positive {
+		if value <= 0 {
+			add("%s: must be positive, got %s", name, value)
+		}
+	}
+	if c.Source.MalopsOverlap < 0 {
+		add("SOURCE_MALOPS_OVERLAP: must not be negative, got %s", c.Source.MalopsOverlap)
+	}
+
+	problems = append(problems, c.validateStages()...)
+	if !slices.Contains([]string{"auto", "text", "json"}, c.LogFormat) {
+		add("LOG_FORMAT: invalid value %q; expected auto, text or json", c.LogFormat)
+	}
+
+	slices.Sort(problems)
+	return problems
+}
+
+func (c *Cybereason) validate() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	if c.URL == "" {
+		add("CYBEREASON_URL: missing; set the console base URL, e.g. https://acme.cybereason.net")
+	} else if parsed, err := url.Parse(c.URL); err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
+		add("CYBEREASON_URL: invalid value %q; expected an absolute http or https URL", c.URL)
+	}
+	if c.Username == "" {
+		add("CYBEREASON_USERNAME: missing")
+	}
+
+	switch {
+	case c.Password.IsSet() && c.PasswordFile != "":
+		add("CYBEREASON_PASSWORD and CYBEREASON_PASSWORD_FILE: both set; set only one")
+	case !c.Password.IsSet() && c.PasswordFile == "":
+		add("CYBEREASON_PASSWORD or CYBEREASON_PASSWORD_FILE: missing; set one of them")
+	}
+
+	if c.PageSize < 1 || c.PageSize > 1000 {
+		add("CYBEREASON_PAGE_SIZE: must be between 1 and 1000, got %d", c.PageSize)
+	}
+	if c.MaxPages < 1 {
+		add("CYBEREASON_MAX_PAGES: must be positive, got %d", c.MaxPages)
+	}
+	if c.RequestTimeout <= 0 {
+		add("CYBEREASON_REQUEST_TIMEOUT: must be positive, got %s", c.RequestTimeout)
+	}
+	return problems
+}
+
+func (c *Config) validateStages() []string {
+	if len(c.Stages) == 0 {
+		return []string{"STAGES: must name at least one of source, enrich, dedupe"}
+	}
+
+	var problems []string
+	for _, stage := range c.Stages {
+		if !slices.Contains([]string{StageSource, StageEnrich, StageDedupe}, stage) {
+			problems = append(problems, fmt.Sprintf("STAGES: unknown stage %q; expected source, enrich or dedupe", stage))
+		}
+	}
+	return problems
+}
+
+// Runs reports whether the process runs the named stage.
+func (c *Config) Runs(stage string) bool { return slices.Contains(c.Stages, stage) }
+
+func (t Topics) byVariable() map[string]string {
+	return map[string]string{
+		"KAFKA_TOPIC_RAW_SENSORS":         t.RawSensors,
+		"KAFKA_TOPIC_RAW_MALOPS":          t.RawMalops,
+		"KAFKA_TOPIC_NORMALIZED_ASSETS":   t.NormalizedAssets,
+		"KAFKA_TOPIC_NORMALIZED_FINDINGS": t.NormalizedFindings,
+		"KAFKA_TOPIC_ASSETS":              t.Assets,
+		"KAFKA_TOPIC_FINDINGS":            t.Findings,
+	}
+}

@@ -1,0 +1,201 @@
+package config
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+func validEnv() map[string]string {
+	return map[string]string{
+		"CYBEREASON_URL":      "https://acme.cybereason.net:8443",
+		"CYBEREASON_USERNAME": "api@acme.example",
+		"CYBEREASON_PASSWORD": "pa$$ word, with $HOME and commas",
+		"KAFKA_BROKERS":       "kafka-0:9092,kafka-1:9092",
+	}
+}
+
+func load(t *testing.T, env map[string]string) (*Config, error) {
+	t.Helper()
+	return Load(context.Background(), envconfig.MapLookuper(env))
+}
+
+func TestLoadDefaults(t *testing.T) {
+	cfg, err := load(t, validEnv())
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"tenant", cfg.Cybereason.Tenant, "acme.cybereason.net"},
+		{"page size", cfg.Cybereason.PageSize, 1000},
+		{"max pages", cfg.Cybereason.MaxPages, 10000},
+		{"request timeout", cfg.Cybereason.RequestTimeout, 60 * time.Second},
+		{"brokers", strings.Join(cfg.Kafka.Brokers, ","), "kafka-0:9092,kafka-1:9092"},
+		{"raw sensors topic", cfg.Kafka.Topics.RawSensors, "cybereason.raw.sensors"},
+		{"raw malops topic", cfg.Kafka.Topics.RawMalops, "cybereason.raw.malops"},
+		{"assets topic", cfg.Kafka.Topics.Assets, "oversoc.assets"},
+		{"findings topic", cfg.Kafka.Topics.Findings, "oversoc.findings"},
+		{"sensors interval", cfg.Source.SensorsInterval, time.Hour},
+		{"malops interval", cfg.Source.MalopsInterval, 5 * time.Minute},
+		{"malops lookback", cfg.Source.MalopsLookback, 24 * time.Hour},
+		{"malops overlap", cfg.Source.MalopsOverlap, 10 * time.Minute},
+		{"stages", strings.Join(cfg.Stages, ","), "source,enrich,dedupe"},
+		{"log level", cfg.LogLevel, slog.LevelInfo},
+		{"log format", cfg.LogFormat, "auto"},
+	}
+	for _, check := range checks {
+		if check.got != check.want {
+			t.Errorf("%s = %v, want %v", check.name, check.got, check.want)
+		}
+	}
+}
+
+func TestLoadPasswordKeptVerbatim(t *testing.T) {
+	cfg, err := load(t, validEnv())
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+
+	got, err := cfg.Cybereason.Password.Value()
+	if err != nil {
+		t.Fatalf("Password.Value: %v", err)
+	}
+	if want := "pa$$ word, with $HOME and commas"; got != want {
+		t.Errorf("password = %q, want %q", got, want)
+	}
+}
+
+func TestLoadPasswordFileReadAtUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "password")
+	writeFile(t, path, "first$,secret\n")
+
+	env := validEnv()
+	delete(env, "CYBEREASON_PASSWORD")
+	env["CYBEREASON_PASSWORD_FILE"] = path
+	cfg, err := load(t, env)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+
+	assertPassword(t, cfg.Cybereason.Password, "first$,secret")
+	writeFile(t, path, "rotated secret")
+	assertPassword(t, cfg.Cybereason.Password, "rotated secret")
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	env := map[string]string{
+		"CYBEREASON_URL":             "ftp://console",
+		"CYBEREASON_PAGE_SIZE":       "5000",
+		"CYBEREASON_REQUEST_TIMEOUT": "soon",
+		"KAFKA_BROKERS":              "kafka-0",
+		"SOURCE_MALOPS_INTERVAL":     "0s",
+		"STAGES":                     "source,transform",
+		"LOG_LEVEL":                  "loud",
+		"LOG_FORMAT":                 "xml",
+	}
+
+	_, err := load(t, env)
+	var configErr *Error
+	if !errors.As(err, &configErr) {
+		t.Fatalf("Load error = %v, want *config.Error", err)
+	}
+
+	for _, variable := range []string{
+		"CYBEREASON_URL",
+		"CYBEREASON_USERNAME",
+		"CYBEREASON_PASSWORD or CYBEREASON_PASSWORD_FILE",
+		"CYBEREASON_PAGE_SIZE",
+		"CYBEREASON_REQUEST_TIMEOUT",
+		"KAFKA_BROKERS",
+		"SOURCE_MALOPS_INTERVAL",
+		"STAGES",
+		"LOG_LEVEL",
+		"LOG_FORMAT",
+	} {
+		if !strings.Contains(err.Error(), variable+":") {
+			t.Errorf("error does not name %s: %v", variable, err)
+		}
+	}
+}
+
+func TestLoadRejectsBothPasswordSources(t *testing.T) {
+	env := validEnv()
+	env["CYBEREASON_PASSWORD_FILE"] = "/run/secrets/password"
+
+	_, err := load(t, env)
+	if err == nil || !strings.Contains(err.Error(), "both set") {
+		t.Fatalf("Load error = %v, want one about both password settings", err)
+	}
+}
+
+func TestLoadExplicitTenant(t *testing.T) {
+	env := validEnv()
+	env["CYBEREASON_TENANT"] = "acme-prod"
+
+	cfg, err := load(t, env)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if cfg.Cybereason.Tenant != "acme-prod" {
+		t.Errorf("tenant = %q, want acme-prod", cfg.Cybereason.Tenant)
+	}
+}
+
+func TestSecretNeverPrinted(t *testing.T) {
+	cfg, err := load(t, validEnv())
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+
+	var logged strings.Builder
+	logger := slog.New(slog.NewJSONHandler(&logged, nil))
+	logger.Info("config", "password", cfg.Cybereason.Password, "config", cfg)
+	encoded, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatalf("json.Marshal: %v", err)
+	}
+
+	outputs := map[string]string{
+		"%v":   fmt.Sprintf("%v", cfg),
+		"%+v":  fmt.Sprintf("%+v", cfg),
+		"%#v":  fmt.Sprintf("%#v", cfg),
+		"slog": logged.String(),
+		"json": string(encoded),
+	}
+	for name, output := range outputs {
+		if strings.Contains(output, "pa$$ word") {
+			t.Errorf("%s output contains the password: %s", name, output)
+		}
+	}
+}
+
+func assertPassword(t *testing.T, secret Secret, want string) {
+	t.Helper()
+	got, err := secret.Value()
+	if err != nil {
+		t.Fatalf("Value: %v", err)
+	}
+	if got != want {
+		t.Errorf("password = %q, want %q", got, want)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

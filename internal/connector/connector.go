@@ -1,0 +1,222 @@
+// Package connector builds the stages from the configuration and runs them
+// together until the process is asked to stop.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/oversoc/cybereason-connector/internal/config"
+	"github.com/oversoc/cybereason-connector/pipeline"
+	"github.com/oversoc/cybereason-connector/pipeline/dedupe"
+	"github.com/oversoc/cybereason-connector/pipeline/enrich"
+	"github.com/oversoc/cybereason-connector/schemas"
+	"github.com/oversoc/cybereason-connector/sink"
+	"github.com/oversoc/cybereason-connector/source"
+	"github.com/oversoc/cybereason-connector/source/cybereason"
+)
+
+// Stages are the built stages of one process. A stage that the process does
+// not run is nil.
+type Stages struct {
+	Writer *sink.Writer
+	Client *cybereason.Client
+	Source *source.Stage
+	Enrich *enrich.Stage
+	Dedupe *dedupe.Stage
+
+	EnrichRunner *pipeline.Runner
+	DedupeRunner *pipeline.Runner
+
+	logger *slog.Logger
+}
+
+// Options adjusts how Build wires the stages; the zero value is what `run` uses.
+type Options struct {
+	// MalopsStart, when set, is the start of the first MalOp window.
+	MalopsStart time.Time
+	// Now returns the current time. Default: time.Now.
+	Now func() time.Time
+	// ProductVersion is recorded in every OverSOC record.
+	ProductVersion string
+}
+
+// Build creates every stage that cfg enables, sharing one Kafka writer.
+func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, error) {
+	writer, err := sink.NewWriter(sink.Config{Brokers: cfg.Kafka.Brokers}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("create kafka writer: %w", err)
+	}
+	stages := &Stages{Writer: writer, logger: logger}
+
+	steps := []struct {
+		stage string
+		build func(*config.Config, Options) error
+	}{
+		{config.StageSource, stages.buildSource},
+		{config.StageEnrich, stages.buildEnrich},
+		{config.StageDedupe, stages.buildDedupe},
+	}
+	for _, step := range steps {
+		if !cfg.Runs(step.stage) {
+			continue
+		}
+		if err := step.build(cfg, opts); err != nil {
+			return nil, errors.Join(fmt.Errorf("build %s stage: %w", step.stage, err), writer.Close())
+		}
+	}
+	return stages, nil
+}
+
+func (s *Stages) buildSource(cfg *config.Config, opts Options) error {
+	client, err := cybereason.NewClient(cybereason.Config{
+		BaseURL:  cfg.Cybereason.URL,
+		Username: cfg.Cybereason.Username,
+		Password: cfg.Cybereason.Password.Value,
+		Timeout:  cfg.Cybereason.RequestTimeout,
+		PageSize: cfg.Cybereason.PageSize,
+		MaxPages: cfg.Cybereason.MaxPages,
+	}, s.logger)
+	if err != nil {
+		return err
+	}
+
+	stage, err := source.New(source.Config{
+		ConsoleURL:      cfg.Cybereason.URL,
+		Tenant:          cfg.Cybereason.Tenant,
+		SensorsTopic:    cfg.Kafka.Topics.RawSensors,
+		MalopsTopic:     cfg.Kafka.Topics.RawMalops,
+		SensorsInterval: cfg.Source.SensorsInterval,
+		MalopsInterval:  cfg.Source.MalopsInterval,
+		MalopsLookback:  cfg.Source.MalopsLookback,
+		MalopsStart:     opts.MalopsStart,
+		MalopsOverlap:   cfg.Source.MalopsOverlap,
+		Now:             opts.Now,
+	}, client, s.Writer, s.logger)
+	if err != nil {
+		return err
+	}
+
+	s.Client, s.Source = client, stage
+	return nil
+}
+
+func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
+	validator, err := schemas.NewValidator()
+	if err != nil {
+		return err
+	}
+
+	stage, err := enrich.New(enrich.Config{
+		SensorsTopic:   cfg.Kafka.Topics.RawSensors,
+		MalopsTopic:    cfg.Kafka.Topics.RawMalops,
+		AssetsTopic:    cfg.Kafka.Topics.NormalizedAssets,
+		FindingsTopic:  cfg.Kafka.Topics.NormalizedFindings,
+		Validator:      validator,
+		Now:            opts.Now,
+		ProductVersion: opts.ProductVersion,
+	}, s.logger)
+	if err != nil {
+		return err
+	}
+
+	runner, err := pipeline.NewRunner(pipeline.RunnerConfig{
+		Name:    config.StageEnrich,
+		Brokers: cfg.Kafka.Brokers,
+		GroupID: cfg.Kafka.EnrichGroup,
+		Topics:  []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops},
+	}, stage, s.Writer, s.logger)
+	if err != nil {
+		return err
+	}
+
+	s.Enrich, s.EnrichRunner = stage, runner
+	return nil
+}
+
+func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
+	kinds := map[string]schemas.Kind{
+		cfg.Kafka.Topics.NormalizedAssets:   schemas.KindAsset,
+		cfg.Kafka.Topics.NormalizedFindings: schemas.KindFinding,
+	}
+	stage, err := dedupe.New(dedupe.Config{
+		Routes: map[string]string{
+			cfg.Kafka.Topics.NormalizedAssets:   cfg.Kafka.Topics.Assets,
+			cfg.Kafka.Topics.NormalizedFindings: cfg.Kafka.Topics.Findings,
+		},
+		Fingerprint: fingerprintByTopic(kinds),
+	}, s.logger)
+	if err != nil {
+		return err
+	}
+
+	runner, err := pipeline.NewRunner(pipeline.RunnerConfig{
+		Name:    config.StageDedupe,
+		Brokers: cfg.Kafka.Brokers,
+		GroupID: cfg.Kafka.DedupeGroup,
+		Topics:  []string{cfg.Kafka.Topics.NormalizedAssets, cfg.Kafka.Topics.NormalizedFindings},
+	}, stage, s.Writer, s.logger)
+	if err != nil {
+		return err
+	}
+
+	s.Dedupe, s.DedupeRunner = stage, runner
+	return nil
+}
+
+// RunPipeline runs the enrich and dedupe runners that were built until ctx
+// ends or one of them fails.
+func (s *Stages) RunPipeline(ctx context.Context) error {
+	group, ctx := errgroup.WithContext(ctx)
+	for _, runner := range []*pipeline.Runner{s.EnrichRunner, s.DedupeRunner} {
+		if runner != nil {
+			group.Go(func() error { return runner.Run(ctx) })
+		}
+	}
+	return group.Wait()
+}
+
+// Run runs every built stage until ctx ends, then stops them: the source
+// first (no new events), then the runners (each finishes its batch and
+// commits), then the writer flushes. A credential refusal at start-up is
+// returned at once, because retrying would only lock the account.
+func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
+	if s.Client != nil {
+		if err := s.Client.Login(ctx); err != nil {
+			if errors.Is(err, cybereason.ErrCredentialsRejected) {
+				return errors.Join(err, s.Writer.Close())
+			}
+			s.logger.Warn("first login failed; the scheduled collections will try again", "error", err)
+		}
+	}
+
+	group, groupCtx := errgroup.WithContext(ctx)
+	if s.Source != nil {
+		group.Go(func() error { return s.Source.Run(groupCtx, shutdownTimeout) })
+	}
+	group.Go(func() error { return s.RunPipeline(groupCtx) })
+	err := group.Wait()
+
+	return errors.Join(err, s.Close())
+}
+
+// Close logs out of the console and flushes the writer.
+func (s *Stages) Close() error {
+	var errs []error
+	if s.Client != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.Client.Logout(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("log out of the console: %w", err))
+		}
+		cancel()
+	}
+	if err := s.Writer.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close kafka writer: %w", err))
+	}
+	return errors.Join(errs...)
+}

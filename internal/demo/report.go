@@ -1,0 +1,127 @@
+package demo
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/oversoc/cybereason-connector/internal/config"
+	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
+	"github.com/oversoc/cybereason-connector/schemas"
+)
+
+// record is one line of the --records file.
+type record struct {
+	Topic   string            `json:"topic"`
+	Key     string            `json:"key"`
+	Headers map[string]string `json:"headers"`
+	Value   json.RawMessage   `json:"value"` // null for a tombstone
+}
+
+func newRecord(msg kafka.Message) record {
+	headers := make(map[string]string, len(msg.Headers))
+	for _, header := range msg.Headers {
+		headers[header.Key] = string(header.Value)
+	}
+	value := json.RawMessage("null")
+	if msg.Value != nil {
+		value = msg.Value
+	}
+	return record{Topic: msg.Topic, Key: string(msg.Key), Headers: headers, Value: value}
+}
+
+// report reads the final topics, validates every record against its schema,
+// prints one record of each kind and writes the records file.
+func report(ctx context.Context, cfg *config.Config, opts Options, out io.Writer) error {
+	validator, err := schemas.NewValidator()
+	if err != nil {
+		return err
+	}
+
+	finals := []struct {
+		topic string
+		kind  schemas.Kind
+	}{
+		{cfg.Kafka.Topics.Assets, schemas.KindAsset},
+		{cfg.Kafka.Topics.Findings, schemas.KindFinding},
+	}
+
+	var all []record
+	var invalid []error
+	fmt.Fprintf(out, "\nFinal topics\n")
+	for _, final := range finals {
+		msgs, err := embeddedkafka.ReadAll(ctx, cfg.Kafka.Brokers, final.topic)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", final.topic, err)
+		}
+
+		for _, msg := range msgs {
+			all = append(all, newRecord(msg))
+			if msg.Value == nil {
+				continue
+			}
+			if err := validator.Validate(final.kind, msg.Value); err != nil {
+				invalid = append(invalid, fmt.Errorf("%s key %s: %w", final.topic, msg.Key, err))
+			}
+		}
+		fmt.Fprintf(out, "  %-18s %d records, validated against %s\n", final.topic, len(msgs), schemas.SchemaID(final.kind))
+	}
+	if len(invalid) > 0 {
+		return fmt.Errorf("%d records are not valid against their schema: %w", len(invalid), errors.Join(invalid...))
+	}
+
+	printExamples(out, all, finals[0].topic, finals[1].topic)
+	if opts.RecordsFile != "" {
+		if err := writeRecords(opts.RecordsFile, all); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nWrote %d records to %s\n", len(all), opts.RecordsFile)
+	}
+	return nil
+}
+
+func printExamples(out io.Writer, records []record, topics ...string) {
+	for _, topic := range topics {
+		for _, rec := range records {
+			if rec.Topic != topic || string(rec.Value) == "null" {
+				continue
+			}
+			pretty, err := json.MarshalIndent(rec, "", "  ")
+			if err != nil {
+				continue
+			}
+			fmt.Fprintf(out, "\nOne record of %s:\n%s\n", topic, pretty)
+			break
+		}
+	}
+}
+
+func writeRecords(path string, records []record) (err error) {
+	file, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create records file: %w", err)
+	}
+	defer func() {
+		if closeErr := file.Close(); closeErr != nil && err == nil {
+			err = fmt.Errorf("close records file: %w", closeErr)
+		}
+	}()
+
+	buffered := bufio.NewWriter(file)
+	encoder := json.NewEncoder(buffered)
+	for _, rec := range records {
+		if err := encoder.Encode(rec); err != nil {
+			return fmt.Errorf("write records file: %w", err)
+		}
+	}
+	if err := buffered.Flush(); err != nil {
+		return fmt.Errorf("write records file: %w", err)
+	}
+	return nil
+}

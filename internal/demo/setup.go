@@ -1,0 +1,112 @@
+package demo
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/oversoc/cybereason-connector/internal/config"
+	"github.com/oversoc/cybereason-connector/internal/connector"
+	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
+	"github.com/oversoc/cybereason-connector/source/cybereason/cybereasontest"
+)
+
+func loadTenant(opts Options) (*cybereasontest.Tenant, string, error) {
+	if opts.TenantDir != "" {
+		tenant, err := cybereasontest.LoadTenant(opts.TenantDir)
+		if err != nil {
+			return nil, "", fmt.Errorf("load tenant: %w", err)
+		}
+		return tenant, "tenant loaded from " + opts.TenantDir, nil
+	}
+
+	tenant := cybereasontest.GenerateTenant(opts.Seed, opts.Sensors, opts.Malops, time.Now())
+	label := fmt.Sprintf("generated tenant: %d sensors, %d MalOps, seed %d", opts.Sensors, opts.Malops, opts.Seed)
+	return tenant, label, nil
+}
+
+// demoConfig is the `run` configuration with its defaults, as if loaded from
+// an empty environment; Run fills in the console and broker addresses.
+func demoConfig() *config.Config {
+	return &config.Config{
+		Cybereason: config.Cybereason{
+			Username:       demoUser,
+			Tenant:         "demo.cybereason.example",
+			PageSize:       100,
+			MaxPages:       10000,
+			RequestTimeout: 30 * time.Second,
+		},
+		Kafka: config.Kafka{
+			Topics: config.Topics{
+				RawSensors:         "cybereason.raw.sensors",
+				RawMalops:          "cybereason.raw.malops",
+				NormalizedAssets:   "oversoc.normalized.assets",
+				NormalizedFindings: "oversoc.normalized.findings",
+				Assets:             "oversoc.assets",
+				Findings:           "oversoc.findings",
+			},
+			EnrichGroup: "demo-enrich",
+			DedupeGroup: "demo-dedupe",
+		},
+		Source: config.Source{
+			SensorsInterval: time.Hour,
+			MalopsInterval:  5 * time.Minute,
+			MalopsLookback:  24 * time.Hour,
+			MalopsOverlap:   10 * time.Minute,
+		},
+		Stages:          []string{config.StageSource, config.StageEnrich, config.StageDedupe},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// topics lists every topic the stages use, with the dead-letter topics.
+func topics(cfg *config.Config, partitions int) []embeddedkafka.Topic {
+	t := cfg.Kafka.Topics
+	names := []string{t.RawSensors, t.RawMalops, t.NormalizedAssets, t.NormalizedFindings, t.Assets, t.Findings}
+
+	var specs []embeddedkafka.Topic
+	for _, name := range names {
+		specs = append(specs, embeddedkafka.Topic{Name: name, Partitions: partitions})
+	}
+	for _, name := range names[:4] {
+		specs = append(specs, embeddedkafka.Topic{Name: name + ".dlq", Partitions: 1})
+	}
+	return specs
+}
+
+func randomPassword() (string, error) {
+	buf := make([]byte, 12)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("generate console password: %w", err)
+	}
+	return hex.EncodeToString(buf), nil
+}
+
+// counters is a snapshot of every stage's counters.
+type counters struct {
+	enrichConsumed, enrichProduced, enrichDeadLettered int64
+	dedupeConsumed, dedupeForwarded, dedupeUnchanged   int64
+}
+
+func snapshot(stages *connector.Stages) counters {
+	enrich := stages.EnrichRunner.Stats()
+	dedupeRunner := stages.DedupeRunner.Stats()
+	dedupe := stages.Dedupe.Stats()
+	return counters{
+		enrichConsumed:     enrich.Consumed,
+		enrichProduced:     enrich.Produced,
+		enrichDeadLettered: enrich.DeadLettered,
+		dedupeConsumed:     dedupeRunner.Consumed,
+		dedupeForwarded:    dedupe.Forwarded,
+		dedupeUnchanged:    dedupe.Unchanged,
+	}
+}
+
+func (c counters) printDelta(out io.Writer, before counters) {
+	fmt.Fprintf(out, "  enrich  consumed %d raw events, produced %d OverSOC records, dead-lettered %d\n",
+		c.enrichConsumed-before.enrichConsumed, c.enrichProduced-before.enrichProduced, c.enrichDeadLettered-before.enrichDeadLettered)
+	fmt.Fprintf(out, "  dedupe  consumed %d records, republished %d changed, dropped %d unchanged\n",
+		c.dedupeConsumed-before.dedupeConsumed, c.dedupeForwarded-before.dedupeForwarded, c.dedupeUnchanged-before.dedupeUnchanged)
+}

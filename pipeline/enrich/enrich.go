@@ -1,0 +1,308 @@
+// Package enrich turns raw Cybereason messages into OverSOC records: sensors into asset records
+// and MalOps into finding records, each validated against its schema and published with CloudEvents
+// headers whose id is the record's content fingerprint.
+package enrich
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/oversoc/cybereason-connector/schemas"
+)
+
+// Default topics of the message contract.
+const (
+	DefaultSensorsTopic  = "cybereason.raw.sensors"
+	DefaultMalopsTopic   = "cybereason.raw.malops"
+	DefaultAssetsTopic   = "oversoc.normalized.assets"
+	DefaultFindingsTopic = "oversoc.normalized.findings"
+)
+
+// DefaultMachineIndexSize is the default number of machine guids that a Stage remembers.
+const DefaultMachineIndexSize = 100_000
+
+// DefaultLogProvider is the default connector name in metadata.log_provider.
+const DefaultLogProvider = "cybereason-connector"
+
+// CloudEvents types of the raw input and of the records.
+const (
+	rawSensorType = "com.oversoc.cybereason.sensor.raw"
+	rawMalopType  = "com.oversoc.cybereason.malop.raw"
+	assetType     = "com.oversoc.asset.v1"
+	findingType   = "com.oversoc.finding.v1"
+)
+
+// maxLoggedUnknownValues caps the distinct unknown (field, value) pairs that are logged, so that a
+// console sending a new value on every sensor cannot flood the log. Counting goes on past the cap.
+const maxLoggedUnknownValues = 1000
+
+// Config configures a Stage. Empty topics take the defaults of the message contract.
+type Config struct {
+	SensorsTopic  string // input: raw sensors, default DefaultSensorsTopic
+	MalopsTopic   string // input: raw MalOps, default DefaultMalopsTopic
+	AssetsTopic   string // output for records made from SensorsTopic, default DefaultAssetsTopic
+	FindingsTopic string // output for records made from MalopsTopic, default DefaultFindingsTopic
+
+	// Validator checks every record before it is returned. Required.
+	Validator *schemas.Validator
+
+	// Now returns the time written into metadata.processed_time. Default time.Now.
+	Now func() time.Time
+
+	// LogProvider names this connector in metadata.log_provider, default DefaultLogProvider.
+	LogProvider string
+
+	// ProductVersion is the version of this connector. When set, metadata.log_provider is
+	// "<LogProvider>/<ProductVersion>". metadata.product describes Cybereason instead, and its
+	// version comes from the sensor's consoleVersion.
+	ProductVersion string
+
+	// MachineIndexSize is the number of machine guid -> sensorId pairs kept to fill uid and
+	// asset_uid of the devices of findings, default DefaultMachineIndexSize. The pairs come only
+	// from sensors that this Stage has processed and live in memory, so the links are best effort.
+	MachineIndexSize int
+}
+
+// Stage is the enrich processor of the pipeline runner. It is safe for concurrent use.
+type Stage struct {
+	cfg      Config
+	logger   *slog.Logger
+	machines *machineIndex
+
+	sensors  atomic.Int64
+	malops   atomic.Int64
+	rejected atomic.Int64
+
+	mu            sync.Mutex
+	unknownCounts map[string]int64    // per qualified vendor field
+	loggedUnknown map[string]struct{} // field + "=" + value pairs already logged
+}
+
+// Stats are the counters of a Stage since it was created.
+type Stats struct {
+	Sensors  int64 // sensor messages turned into asset records
+	Malops   int64 // MalOp messages turned into finding records
+	Rejected int64 // messages for which Process returned an error
+	Machines int   // machine guids in the index that links findings to assets
+
+	// UnknownValues counts vendor values that no mapping recognized, per field, e.g.
+	// "sensor.preventionStatus" or "malop.severity". Such values map to unknown.
+	UnknownValues map[string]int64
+}
+
+// New checks cfg, applies its defaults and returns a Stage. The error names every invalid setting.
+// A nil logger discards the log.
+func New(cfg Config, logger *slog.Logger) (*Stage, error) {
+	cfg = withDefaults(cfg)
+	if err := validateConfig(cfg); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Stage{
+		cfg:           cfg,
+		logger:        logger,
+		machines:      newMachineIndex(cfg.MachineIndexSize),
+		unknownCounts: make(map[string]int64),
+		loggedUnknown: make(map[string]struct{}),
+	}, nil
+}
+
+func withDefaults(cfg Config) Config {
+	setDefault := func(value *string, def string) {
+		if *value == "" {
+			*value = def
+		}
+	}
+	setDefault(&cfg.SensorsTopic, DefaultSensorsTopic)
+	setDefault(&cfg.MalopsTopic, DefaultMalopsTopic)
+	setDefault(&cfg.AssetsTopic, DefaultAssetsTopic)
+	setDefault(&cfg.FindingsTopic, DefaultFindingsTopic)
+	setDefault(&cfg.LogProvider, DefaultLogProvider)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MachineIndexSize == 0 {
+		cfg.MachineIndexSize = DefaultMachineIndexSize
+	}
+	return cfg
+}
+
+// validTopic matches the names Kafka accepts: at most 249 of [a-zA-Z0-9._-].
+func validTopic(name string) bool {
+	return len(name) <= 249 && regexp.MustCompile(`^[a-zA-Z0-9._-]+$`).MatchString(name)
+}
+
+func validateConfig(cfg Config) error {
+	var problems []string
+	topics := []struct{ setting, name string }{
+		{"SensorsTopic", cfg.SensorsTopic},
+		{"MalopsTopic", cfg.MalopsTopic},
+		{"AssetsTopic", cfg.AssetsTopic},
+		{"FindingsTopic", cfg.FindingsTopic},
+	}
+	for _, topic := range topics {
+		if !validTopic(topic.name) {
+			problems = append(problems, fmt.Sprintf("%s %q is not a valid Kafka topic name (at most 249 of a-z A-Z 0-9 . _ -)", topic.setting, topic.name))
+		}
+	}
+	for i, a := range topics {
+		for _, b := range topics[i+1:] {
+			if a.name == b.name {
+				problems = append(problems, fmt.Sprintf("%s and %s are both %q; the four topics must differ", a.setting, b.setting, a.name))
+			}
+		}
+	}
+	if cfg.Validator == nil {
+		problems = append(problems, "Validator is required (use schemas.NewValidator)")
+	}
+	if cfg.MachineIndexSize < 0 {
+		problems = append(problems, fmt.Sprintf("MachineIndexSize is %d, expected a positive number or 0 for the default", cfg.MachineIndexSize))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid enrich config: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Process turns one raw message into one record message: a sensor from SensorsTopic into an asset
+// record for AssetsTopic, a MalOp from MalopsTopic into a finding record for FindingsTopic. An error
+// means the input cannot be processed and names what is wrong with it; the runner dead-letters the
+// message. Process ignores ctx because it makes no blocking call apart from logging.
+func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, error) {
+	var out kafka.Message
+	var err error
+	switch msg.Topic {
+	case s.cfg.SensorsTopic:
+		out, err = s.processSensor(msg)
+	case s.cfg.MalopsTopic:
+		out, err = s.processMalop(msg)
+	default:
+		err = fmt.Errorf("enrich: no route for topic %q, expected %q or %q", msg.Topic, s.cfg.SensorsTopic, s.cfg.MalopsTopic)
+	}
+	if err != nil {
+		s.rejected.Add(1)
+		return nil, err
+	}
+	return []kafka.Message{out}, nil
+}
+
+func (s *Stage) processSensor(msg kafka.Message) (kafka.Message, error) {
+	env, sensor, sensorID, err := readRaw(msg, rawSensorType, "sensorId")
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("enrich sensor: %w", err)
+	}
+	asset := s.mapSensor(sensor, sensorID, env, s.reportUnknown)
+	out, err := s.recordMessage(schemas.KindAsset, s.cfg.AssetsTopic, assetType, asset.AssetUID, &asset, &asset.Metadata, env)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("enrich sensor %q: %w", sensorID, err)
+	}
+	s.machines.store(env.tenant, asset.Device.UIDAlt, sensorID)
+	s.sensors.Add(1)
+	return out, nil
+}
+
+func (s *Stage) processMalop(msg kafka.Message) (kafka.Message, error) {
+	env, malop, guid, err := readRaw(msg, rawMalopType, "guid")
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("enrich MalOp: %w", err)
+	}
+	finding := s.mapMalop(malop, guid, env, s.reportUnknown)
+	out, err := s.recordMessage(schemas.KindFinding, s.cfg.FindingsTopic, findingType, finding.FindingUID, &finding, &finding.Metadata, env)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("enrich MalOp %q: %w", guid, err)
+	}
+	s.malops.Add(1)
+	return out, nil
+}
+
+// readRaw parses the headers and value of a raw message and checks that the value's id field is set
+// and equals the message key.
+func readRaw(msg kafka.Message, wantType, idField string) (envelope, vendorObject, string, error) {
+	env, err := parseEnvelope(msg.Headers, wantType)
+	if err != nil {
+		return envelope{}, nil, "", err
+	}
+	object, err := decodeVendorObject(msg.Value)
+	if err != nil {
+		return envelope{}, nil, "", err
+	}
+	id := object.text(idField)
+	if id == "" {
+		return envelope{}, nil, "", fmt.Errorf("missing %s in the value", idField)
+	}
+	if string(msg.Key) != id {
+		return envelope{}, nil, "", fmt.Errorf("message key %q does not match %s %q", msg.Key, idField, id)
+	}
+	return env, object, id, nil
+}
+
+// metadata returns the record metadata without its uid. consoleVersion is the Cybereason version,
+// "" when unknown.
+func (s *Stage) metadata(env envelope, consoleVersion string) schemas.Metadata {
+	logProvider := s.cfg.LogProvider
+	if s.cfg.ProductVersion != "" {
+		logProvider += "/" + s.cfg.ProductVersion
+	}
+	return schemas.Metadata{
+		Version:       schemas.OCSFVersion,
+		Product:       schemas.Product{Name: productName, VendorName: vendorName, Version: consoleVersion},
+		TenantUID:     env.tenant,
+		ProcessedTime: s.cfg.Now().UnixMilli(),
+		LogProvider:   logProvider,
+	}
+}
+
+// reportUnknown counts a vendor value that no mapping recognized and logs the first sight of each
+// (field, value) pair.
+func (s *Stage) reportUnknown(field, value string) {
+	s.mu.Lock()
+	s.unknownCounts[field]++
+	pair := field + "=" + value
+	_, logged := s.loggedUnknown[pair]
+	firstSight := !logged && len(s.loggedUnknown) < maxLoggedUnknownValues
+	if firstSight {
+		s.loggedUnknown[pair] = struct{}{}
+	}
+	s.mu.Unlock()
+
+	if firstSight {
+		s.logger.Warn("unrecognized vendor value, record field set to unknown", "field", field, "value", truncate(value, 100))
+	}
+}
+
+// truncate shortens s to at most max runes.
+func truncate(s string, max int) string {
+	runes := []rune(s)
+	if len(runes) <= max {
+		return s
+	}
+	return string(runes[:max]) + "..."
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Stage) Stats() Stats {
+	stats := Stats{
+		Sensors:       s.sensors.Load(),
+		Malops:        s.malops.Load(),
+		Rejected:      s.rejected.Load(),
+		Machines:      s.machines.len(),
+		UnknownValues: make(map[string]int64),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for field, count := range s.unknownCounts {
+		stats.UnknownValues[field] = count
+	}
+	return stats
+}

@@ -1,0 +1,575 @@
+package enrich
+
+import (
+	"testing"
+
+	"github.com/oversoc/cybereason-connector/schemas"
+)
+
+func TestSensorStatusMapping(t *testing.T) {
+	tests := []struct {
+		raw       string
+		status    schemas.SensorStatus
+		lifecycle schemas.LifecycleState
+		known     bool
+	}{
+		{"Online", schemas.SensorOnline, schemas.LifecycleActive, true},
+		{"ONLINE", schemas.SensorOnline, schemas.LifecycleActive, true},
+		{"Offline", schemas.SensorOffline, schemas.LifecycleActive, true},
+		{"Stale", schemas.SensorStale, schemas.LifecycleStale, true},
+		{"Archived", schemas.SensorArchived, schemas.LifecycleArchived, true},
+		{"", schemas.SensorUnknown, schemas.LifecycleUnknown, true},
+		{"Suspended", schemas.SensorUnknown, schemas.LifecycleUnknown, false},
+	}
+	for _, tt := range tests {
+		status, lifecycle, known := sensorStatus(tt.raw)
+		if status != tt.status || lifecycle != tt.lifecycle || known != tt.known {
+			t.Errorf("sensorStatus(%q) = %s, %s, %v; want %s, %s, %v", tt.raw, status, lifecycle, known, tt.status, tt.lifecycle, tt.known)
+		}
+	}
+}
+
+func TestServiceStatusMapping(t *testing.T) {
+	tests := []struct {
+		raw   string
+		want  schemas.ServiceStatus
+		known bool
+	}{
+		{"Up", schemas.ServiceUp, true},
+		{"up", schemas.ServiceUp, true},
+		{"Down", schemas.ServiceDown, true},
+		{"Error", schemas.ServiceUnknown, false},
+	}
+	for _, tt := range tests {
+		got, known := serviceStatus(tt.raw)
+		if got != tt.want || known != tt.known {
+			t.Errorf("serviceStatus(%q) = %s, %v; want %s, %v", tt.raw, got, known, tt.want, tt.known)
+		}
+	}
+}
+
+// TestFeatureStateMapping covers every value seen for each protection field, plus unknown ones.
+func TestFeatureStateMapping(t *testing.T) {
+	const (
+		on     = schemas.FeatureEnabled
+		detect = schemas.FeatureDetectOnly
+		off    = schemas.FeatureDisabled
+		unk    = schemas.FeatureUnknown
+	)
+	tests := []struct {
+		field string
+		raw   string
+		want  schemas.FeatureState
+		known bool
+	}{
+		{"preventionStatus", "ENABLED", on, true},
+		{"preventionStatus", "DISABLED", off, true},
+		{"preventionStatus", "NOT_INSTALLED", off, true},
+		{"preventionStatus", "UNKNOWN", unk, true},
+		{"preventionStatus", "ENABLE", on, true},
+		{"preventionStatus", "DISABLE", off, true},
+		{"preventionStatus", "UNINSTALL", off, true},
+		{"preventionStatus", " enabled ", on, true},
+		{"preventionStatus", "HALF_ON", unk, false},
+
+		{"antiMalwareStatus", "AM_ENABLED", on, true},
+		{"antiMalwareStatus", "AM_DISABLED", off, true},
+		{"antiMalwareStatus", "AM_SNOOZED", unk, false},
+
+		{"amStatus", "AM_UNINSTALLED", off, true},
+		{"amStatus", "AM_DETECT_ONLY", detect, true},
+		{"amStatus", "AM_DETECT_DISINFECT", on, true},
+		{"amStatus", "AM_QUARANTINE", on, true},
+		{"amStatus", "AM_BLOCK", on, true},
+		{"amStatus", "AM_FIRST_TIME_INITIALIZATION", unk, true},
+		{"amStatus", "AM_PRIOR_AV_ERROR", unk, true},
+		{"amStatus", "AM_UNKNOWN_ERROR", unk, true},
+		{"amStatus", "UNKNOWN", unk, true},
+		{"amStatus", "AM_INSTALLED", unk, true},
+		{"amStatus", "AM_LEARNING", unk, false},
+
+		{"staticAnalysisDetectMode", "DISABLED", off, true},
+		{"staticAnalysisDetectMode", "CAUTIOUS", detect, true},
+		{"staticAnalysisDetectMode", "MODERATE", detect, true},
+		{"staticAnalysisDetectMode", "AGGRESSIVE", detect, true},
+		{"staticAnalysisDetectMode", "UNKNOWN", unk, true},
+		{"staticAnalysisDetectMode", "SET_BY_POLICY", unk, true},
+		{"staticAnalysisDetectMode", "PARANOID", unk, false},
+
+		{"staticAnalysisPreventMode", "DISABLED", off, true},
+		{"staticAnalysisPreventMode", "CAUTIOUS", on, true},
+		{"staticAnalysisPreventMode", "MODERATE", on, true},
+		{"staticAnalysisPreventMode", "AGGRESSIVE", on, true},
+		{"staticAnalysisPreventMode", "UNKNOWN", unk, true},
+
+		{"ransomwareStatus", "UNKNOWN", unk, true},
+		{"ransomwareStatus", "DISABLED", off, true},
+		{"ransomwareStatus", "DETECT_ONLY", detect, true},
+		{"ransomwareStatus", "DETECT_AND_SUSPEND", on, true},
+		{"ransomwareStatus", "DETECT_SUSPEND_PREVENT", on, true},
+		{"ransomwareStatus", "DETECT_AND_ALERT", unk, false},
+
+		{"antiExploitStatus", "AE_ENABLED", on, true},
+		{"antiExploitStatus", "AE_DISABLED", off, true},
+		{"antiExploitStatus", "AE_CAUTIOUS", on, true},
+		{"antiExploitStatus", "AE_AGGRESSIVE", on, true},
+		{"antiExploitStatus", "AE_UNKNOWN", unk, true},
+		{"antiExploitStatus", "DISABLED", off, true},
+		{"antiExploitStatus", "AE_BETA", unk, false},
+
+		{"powerShellStatus", "PS_ENABLED", on, true},
+		{"powerShellStatus", "PS_DISABLED", off, true},
+		{"powerShellStatus", "PS_DEFAULT", unk, true},
+		{"powerShellStatus", "PS_AUDIT", unk, false},
+
+		{"documentProtectionStatus", "DS_DETECT", detect, true},
+		{"documentProtectionStatus", "DS_PREVENT", on, true},
+		{"documentProtectionStatus", "DS_QUARANTINE", on, true},
+		{"documentProtectionStatus", "DS_DISABLED", off, true},
+		{"documentProtectionStatus", "DS_UNKNOWN", unk, true},
+		{"documentProtectionStatus", "DS_SANDBOX", unk, false},
+
+		{"fwStatus", "ENABLED", on, true},
+		{"fwStatus", "DISABLED", off, true},
+		{"usbStatus", "ENABLED", on, true},
+		{"usbStatus", "DISABLED", off, true},
+		{"usbStatus", "READ_ONLY", unk, false},
+
+		{"remoteShellStatus", "AC_ENABLED", on, true},
+		{"remoteShellStatus", "AC_DISABLED", off, true},
+
+		{"bepMode", "BEP_DETECT", detect, true},
+		{"bepMode", "BEP_PREVENT", on, true},
+		{"bepMode", "BEP_DISABLED", off, true},
+		{"vppMode", "VPP_DETECT", detect, true},
+		{"vppMode", "VPP_PREVENT", on, true},
+		{"vppMode", "VPP_DISABLED", off, true},
+
+		{"variantFilePreventionMode", "VFP_M_DETECT", detect, true},
+		{"variantFilePreventionMode", "VFP_M_PREVENT", on, true},
+		{"variantFilePreventionMode", "VFP_M_QUARANTINE", on, true},
+		{"variantFilePreventionMode", "VFP_M_DISABLED", off, true},
+		{"variantFilePreventionMode", "VFP_M_UNKNOWN", unk, true},
+		{"variantFilePreventionMode", "VFP_M_SHADOW", unk, false},
+	}
+	fields := make(map[string]featureField)
+	for _, field := range featureFields() {
+		fields[field.vendor] = field
+	}
+	for _, tt := range tests {
+		field, ok := fields[tt.field]
+		if !ok {
+			t.Fatalf("no feature field %s", tt.field)
+		}
+		got, known := featureState(normalizeVendorValue(tt.raw, field.prefix), field.mode)
+		if got != tt.want || known != tt.known {
+			t.Errorf("%s %q = %s, known %v; want %s, known %v", tt.field, tt.raw, got, known, tt.want, tt.known)
+		}
+	}
+}
+
+func TestDocumentProtectionModeMapping(t *testing.T) {
+	tests := []struct {
+		raw   string
+		want  schemas.Sensitivity
+		known bool
+	}{
+		{"DM_CAUTIOUS", schemas.SensitivityCautious, true},
+		{"DM_MODERATE", schemas.SensitivityModerate, true},
+		{"DM_AGGRESSIVE", schemas.SensitivityAggressive, true},
+		{"DM_UNKNOWN", schemas.SensitivityUnknown, true},
+		{"dm_cautious", schemas.SensitivityCautious, true},
+		{"DM_EXTREME", schemas.SensitivityUnknown, false},
+	}
+	for _, tt := range tests {
+		got, known := documentProtectionMode(tt.raw)
+		if got != tt.want || known != tt.known {
+			t.Errorf("documentProtectionMode(%q) = %s, %v; want %s, %v", tt.raw, got, known, tt.want, tt.known)
+		}
+	}
+}
+
+func TestOSTypeMapping(t *testing.T) {
+	tests := []struct {
+		raw     string
+		id      int
+		caption string
+		known   bool
+	}{
+		{"WINDOWS", 100, "Windows", true},
+		{"windows", 100, "Windows", true},
+		{"LINUX", 200, "Linux", true},
+		{"OSX", 300, "macOS", true},
+		{"UNKNOWN_OS", 0, "Unknown", true},
+		{"", 0, "Unknown", true},
+		{"SOLARIS", 0, "Unknown", false},
+	}
+	for _, tt := range tests {
+		id, caption, known := osTypeID(tt.raw)
+		if id != tt.id || caption != tt.caption || known != tt.known {
+			t.Errorf("osTypeID(%q) = %d, %q, %v; want %d, %q, %v", tt.raw, id, caption, known, tt.id, tt.caption, tt.known)
+		}
+	}
+}
+
+func TestSensorOS(t *testing.T) {
+	tests := []struct {
+		osType, osVersionType string
+		want                  *schemas.OS
+	}{
+		{"WINDOWS", "Windows_10", &schemas.OS{Name: "Windows 10", TypeID: 100, Type: "Windows", Version: "10"}},
+		{"WINDOWS", "Windows_Server_2019", &schemas.OS{Name: "Windows Server 2019", TypeID: 100, Type: "Windows", Version: "2019"}},
+		{"WINDOWS", "Windows_Server_2012_R2", &schemas.OS{Name: "Windows Server 2012 R2", TypeID: 100, Type: "Windows"}},
+		{"LINUX", "Centos_Linux_7", &schemas.OS{Name: "Centos Linux 7", TypeID: 200, Type: "Linux", Version: "7"}},
+		{"OSX", "Catalina_10_15", &schemas.OS{Name: "Catalina 10 15", TypeID: 300, Type: "macOS", Version: "10.15"}},
+		{"LINUX", "", &schemas.OS{Name: "LINUX", TypeID: 200, Type: "Linux"}},
+		{"", "Windows_11", &schemas.OS{Name: "Windows 11", TypeID: 0, Type: "Unknown", Version: "11"}},
+		{"UNKNOWN_OS", "", &schemas.OS{Name: "UNKNOWN_OS", TypeID: 0, Type: "Unknown"}},
+		{"", "", nil},
+	}
+	for _, tt := range tests {
+		got := sensorOS(tt.osType, tt.osVersionType, func(string, string) {})
+		if (got == nil) != (tt.want == nil) || (got != nil && *got != *tt.want) {
+			t.Errorf("sensorOS(%q, %q) = %+v, want %+v", tt.osType, tt.osVersionType, got, tt.want)
+		}
+	}
+}
+
+func TestDeviceTypeMapping(t *testing.T) {
+	tests := []struct {
+		osVersionType, deviceType string
+		id                        int
+		reported                  bool
+	}{
+		{"Windows_Server_2019", "", 1, false},
+		{"Windows_Server_2019", "laptop", 1, false},
+		{"Windows_10", "", 0, false},
+		{"Windows_10", "Laptop", 3, false},
+		{"Windows_10", "Desktop", 2, false},
+		{"Centos_Linux_7", "Virtual", 6, false},
+		{"Windows_10", "Toaster", 0, true},
+	}
+	for _, tt := range tests {
+		reported := false
+		id, _ := deviceType(tt.osVersionType, tt.deviceType, func(string, string) { reported = true })
+		if id != tt.id || reported != tt.reported {
+			t.Errorf("deviceType(%q, %q) = %d, reported %v; want %d, %v", tt.osVersionType, tt.deviceType, id, reported, tt.id, tt.reported)
+		}
+	}
+}
+
+func TestEndpointIP(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want string
+		ok   bool
+	}{
+		{"10.20.30.42", "10.20.30.42", true},
+		{"2001:db8::1", "2001:db8::1", true},
+		{"2001:DB8:0:0::1", "2001:db8::1", true},
+		{"::ffff:192.0.2.7", "192.0.2.7", true},
+		{"fe80::1%eth0", "", false},
+		{"<internal_ip_address>", "", false},
+		{"<ip_address>", "", false},
+		{"", "", false},
+		{"127.0.0.1", "", false},
+		{"0.0.0.0", "", false},
+		{"169.254.10.1", "", false},
+		{"224.0.0.1", "", false},
+		{"10.0.0.1, 10.0.0.2", "", false},
+		{"999.1.1.1", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := endpointIP(tt.raw)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("endpointIP(%q) = %q, %v; want %q, %v", tt.raw, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestMACFromPylumID(t *testing.T) {
+	tests := []struct {
+		pylumID string
+		want    string
+	}{
+		{"PYLUMCLIENT_NORTHWIND_FIN-LT-042_3C52821A9F07", "3c:52:82:1a:9f:07"},
+		{"PYLUMCLIENT_ACME_BUILD_2_5254000ED4E5", "52:54:00:0e:d4:e5"},
+		{"PYLUMCLIENT_ACME_HOST_000000000000", ""},
+		{"PYLUMCLIENT_ACME_HOST_FFFFFFFFFFFF", ""},
+		{"PYLUMCLIENT_ACME_HOST_013C52821A9F", ""},
+		{"PYLUMCLIENT_ACME_HOST_3C52821A9F0", ""},
+		{"PYLUMCLIENT_ACME_HOST_3C52821A9F0G", ""},
+		{"PYLUMCLIENT_ACME_HOST", ""},
+		{"3C52821A9F07", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := macFromPylumID(tt.pylumID); got != tt.want {
+			t.Errorf("macFromPylumID(%q) = %q, want %q", tt.pylumID, got, tt.want)
+		}
+	}
+}
+
+func TestDomainOf(t *testing.T) {
+	tests := []struct{ fqdn, want string }{
+		{"fin-lt-042.corp.northwind.test", "corp.northwind.test"},
+		{"fin-lt-042.corp.northwind.test.", "corp.northwind.test"},
+		{"fin-lt-042", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := domainOf(tt.fqdn); got != tt.want {
+			t.Errorf("domainOf(%q) = %q, want %q", tt.fqdn, got, tt.want)
+		}
+	}
+}
+
+func TestSeverityMapping(t *testing.T) {
+	tests := []struct {
+		raw     string
+		id      int
+		caption string
+		known   bool
+	}{
+		{"High", 4, "High", true},
+		{"HIGH", 4, "High", true},
+		{"Medium", 3, "Medium", true},
+		{"Low", 2, "Low", true},
+		{"", 0, "Unknown", true},
+		{"N/A", 0, "Unknown", true},
+		{"Severe", 0, "Unknown", false},
+	}
+	for _, tt := range tests {
+		id, caption, known := severity(tt.raw)
+		if id != tt.id || caption != tt.caption || known != tt.known {
+			t.Errorf("severity(%q) = %d, %q, %v; want %d, %q, %v", tt.raw, id, caption, known, tt.id, tt.caption, tt.known)
+		}
+	}
+}
+
+func TestPriorityMapping(t *testing.T) {
+	tests := []struct {
+		raw     string
+		id      int
+		caption string
+		known   bool
+	}{
+		{"HIGH", 3, "High", true},
+		{"MEDIUM", 2, "Medium", true},
+		{"LOW", 1, "Low", true},
+		{"low", 1, "Low", true},
+		{"", 0, "Unknown", true},
+		{"URGENT", 0, "Unknown", false},
+	}
+	for _, tt := range tests {
+		id, caption, known := priority(tt.raw)
+		if id != tt.id || caption != tt.caption || known != tt.known {
+			t.Errorf("priority(%q) = %d, %q, %v; want %d, %q, %v", tt.raw, id, caption, known, tt.id, tt.caption, tt.known)
+		}
+	}
+}
+
+func TestMalopStatusMapping(t *testing.T) {
+	tests := []struct {
+		raw     string
+		closed  bool
+		status  int
+		verdict int
+		known   bool
+	}{
+		{"Active", false, statusNew, verdictUnknown, true},
+		{"Active", true, statusResolved, verdictUnknown, true},
+		{"UNREAD", false, statusNew, verdictUnknown, true},
+		{"New", false, statusNew, verdictUnknown, true},
+		{"Pending", false, statusNew, verdictUnknown, true},
+		{"TODO", false, statusNew, verdictUnknown, true},
+		{"To Review", false, statusNew, verdictUnknown, true},
+		{"ReOpened", false, statusNew, verdictUnknown, true},
+		{"OPEN", false, statusInProgress, verdictUnknown, true},
+		{"UnderInvestigation", false, statusInProgress, verdictUnknown, true},
+		{"Under investigation", false, statusInProgress, verdictUnknown, true},
+		{"OnHold", false, statusInProgress, verdictUnknown, true},
+		{"Remediated", false, statusResolved, verdictTruePositive, true},
+		{"Remediated", true, statusResolved, verdictTruePositive, true},
+		{"Closed", false, statusResolved, verdictUnknown, true},
+		{"FP", false, statusResolved, verdictFalsePositive, true},
+		{"Not Relevant", false, statusResolved, verdictFalsePositive, true},
+		{"Excluded", false, statusSuppressed, verdictBenign, true},
+		{"Excluded", true, statusResolved, verdictBenign, true},
+		{"Deleted", false, statusDeleted, verdictUnknown, true},
+		{"", false, statusUnknown, verdictUnknown, true},
+		{"", true, statusResolved, verdictUnknown, true},
+		{"Escalated", false, statusUnknown, verdictUnknown, false},
+		{"Escalated", true, statusResolved, verdictUnknown, false},
+	}
+	for _, tt := range tests {
+		got := mapMalopStatus(tt.raw, tt.closed)
+		if got.id != tt.status || got.verdict != tt.verdict || got.known != tt.known {
+			t.Errorf("mapMalopStatus(%q, closed=%v) = %+v; want status %d, verdict %d, known %v", tt.raw, tt.closed, got, tt.status, tt.verdict, tt.known)
+		}
+	}
+}
+
+func TestCaptions(t *testing.T) {
+	statuses := map[int]string{0: "Unknown", 1: "New", 2: "In Progress", 3: "Suppressed", 4: "Resolved", 6: "Deleted", 42: "Unknown"}
+	for id, want := range statuses {
+		if got := statusCaption(id); got != want {
+			t.Errorf("statusCaption(%d) = %q, want %q", id, got, want)
+		}
+	}
+	verdicts := map[int]string{0: "Unknown", 1: "False Positive", 2: "True Positive", 5: "Benign", 42: "Unknown"}
+	for id, want := range verdicts {
+		if got := verdictCaption(id); got != want {
+			t.Errorf("verdictCaption(%d) = %q, want %q", id, got, want)
+		}
+	}
+}
+
+func TestAssess(t *testing.T) {
+	yes, no := boolPointer(true), boolPointer(false)
+	tests := []struct {
+		name      string
+		in        schemas.Protection
+		effective bool
+		stateIDs  []int
+		level     int
+	}{
+		{
+			name:      "protected and healthy",
+			in:        schemas.Protection{LifecycleState: schemas.LifecycleActive, ServiceStatus: schemas.ServiceUp, Prevention: schemas.FeatureEnabled, AntiMalware: schemas.FeatureDisabled, IsOutdated: no, IsIsolated: no},
+			effective: true, stateIDs: nil, level: 1,
+		},
+		{
+			name:      "anti-malware only",
+			in:        schemas.Protection{LifecycleState: schemas.LifecycleActive, AntiMalware: schemas.FeatureEnabled},
+			effective: true, stateIDs: nil, level: 1,
+		},
+		{
+			name:      "protection off",
+			in:        schemas.Protection{LifecycleState: schemas.LifecycleActive, ServiceStatus: schemas.ServiceUp, Prevention: schemas.FeatureDisabled, AntiMalware: schemas.FeatureDisabled},
+			effective: false, stateIDs: []int{4}, level: 2,
+		},
+		{
+			name:      "detect only is not protection off",
+			in:        schemas.Protection{LifecycleState: schemas.LifecycleActive, AntiMalware: schemas.FeatureDetectOnly},
+			effective: false, stateIDs: nil, level: 1,
+		},
+		{
+			name:      "service down while online",
+			in:        schemas.Protection{SensorStatus: schemas.SensorOnline, LifecycleState: schemas.LifecycleActive, ServiceStatus: schemas.ServiceDown, Prevention: schemas.FeatureEnabled},
+			effective: false, stateIDs: []int{5}, level: 2,
+		},
+		{
+			name:      "service down while offline",
+			in:        schemas.Protection{SensorStatus: schemas.SensorOffline, LifecycleState: schemas.LifecycleActive, ServiceStatus: schemas.ServiceDown, Prevention: schemas.FeatureEnabled},
+			effective: true, stateIDs: nil, level: 1,
+		},
+		{
+			name:      "outdated and isolated",
+			in:        schemas.Protection{LifecycleState: schemas.LifecycleActive, Prevention: schemas.FeatureEnabled, IsOutdated: yes, IsIsolated: yes},
+			effective: true, stateIDs: []int{1, 3}, level: 2,
+		},
+		{
+			name:      "archived with service down",
+			in:        schemas.Protection{LifecycleState: schemas.LifecycleArchived, ServiceStatus: schemas.ServiceDown, Prevention: schemas.FeatureEnabled},
+			effective: false, stateIDs: []int{99}, level: 2,
+		},
+		{
+			name:      "stale",
+			in:        schemas.Protection{LifecycleState: schemas.LifecycleStale, AntiMalware: schemas.FeatureEnabled},
+			effective: false, stateIDs: []int{99}, level: 2,
+		},
+		{
+			name:      "unknown lifecycle",
+			in:        schemas.Protection{LifecycleState: schemas.LifecycleUnknown},
+			effective: false, stateIDs: nil, level: 0,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.in
+			assess(&p)
+			if p.IsEffective != tt.effective {
+				t.Errorf("is_effective = %v, want %v", p.IsEffective, tt.effective)
+			}
+			var ids []int
+			for _, state := range p.SecurityStates {
+				ids = append(ids, state.StateID)
+			}
+			if len(ids) != len(tt.stateIDs) {
+				t.Fatalf("security states %v, want ids %v", p.SecurityStates, tt.stateIDs)
+			}
+			for i := range ids {
+				if ids[i] != tt.stateIDs[i] {
+					t.Errorf("security states %v, want ids %v", p.SecurityStates, tt.stateIDs)
+				}
+			}
+			if p.SecurityStates == nil {
+				t.Error("security states is nil, want an empty list")
+			}
+			if p.SecurityLevelID != tt.level {
+				t.Errorf("security_level_id = %d, want %d", p.SecurityLevelID, tt.level)
+			}
+		})
+	}
+}
+
+func TestVendorBoolean(t *testing.T) {
+	object := vendorObject{
+		"boolTrue": true, "boolFalse": false, "textTrue": "true", "textFalse": "FALSE", "one": "1",
+		"zero": jsonNumber("0"), "empty": "", "null": nil, "maybe": "maybe", "list": []any{true},
+	}
+	tests := []struct {
+		name  string
+		value bool
+		state fieldState
+	}{
+		{"boolTrue", true, fieldValid},
+		{"boolFalse", false, fieldValid},
+		{"textTrue", true, fieldValid},
+		{"textFalse", false, fieldValid},
+		{"one", true, fieldValid},
+		{"zero", false, fieldValid},
+		{"empty", false, fieldAbsent},
+		{"null", false, fieldAbsent},
+		{"missing", false, fieldAbsent},
+		{"maybe", false, fieldInvalid},
+		{"list", false, fieldAbsent},
+	}
+	for _, tt := range tests {
+		value, state := object.boolean(tt.name)
+		if value != tt.value || state != tt.state {
+			t.Errorf("boolean(%s) = %v, %d; want %v, %d", tt.name, value, state, tt.value, tt.state)
+		}
+	}
+}
+
+func TestVendorMillis(t *testing.T) {
+	object := vendorObject{
+		"number": jsonNumber("1767225600000"), "text": "1767225600000", "float": jsonNumber("1.7672256e12"),
+		"zero": jsonNumber("0"), "negative": jsonNumber("-5"), "empty": "", "null": nil, "word": "yesterday",
+		"fraction": jsonNumber("12.5"),
+	}
+	tests := []struct {
+		name string
+		want int64
+		ok   bool
+	}{
+		{"number", 1767225600000, true},
+		{"text", 1767225600000, true},
+		{"float", 1767225600000, true},
+		{"zero", 0, false},
+		{"negative", 0, false},
+		{"empty", 0, false},
+		{"null", 0, false},
+		{"missing", 0, false},
+		{"word", 0, false},
+		{"fraction", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := object.millis(tt.name)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("millis(%s) = %d, %v; want %d, %v", tt.name, got, ok, tt.want, tt.ok)
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package enrich
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/oversoc/cybereason-connector/schemas"
+)
+
+// recordMessage encodes a record, gives it its id and validates it. The id, used as metadata.uid and
+// ce_id, is uid + "#" + the fingerprint of the record. Since metadata.uid is volatile, the fingerprint
+// can be taken before the id is set.
+func (s *Stage) recordMessage(kind schemas.Kind, topic, eventType, uid string, record any, metadata *schemas.Metadata, env envelope) (kafka.Message, error) {
+	metadata.UID = ""
+	value, err := encodeRecord(record)
+	if err != nil {
+		return kafka.Message{}, err
+	}
+	fingerprint, err := schemas.Fingerprint(kind, value)
+	if err != nil {
+		return kafka.Message{}, err
+	}
+	id := uid + "#" + fingerprint
+	metadata.UID = id
+	if value, err = encodeRecord(record); err != nil {
+		return kafka.Message{}, err
+	}
+	if err := s.cfg.Validator.Validate(kind, value); err != nil {
+		return kafka.Message{}, fmt.Errorf("record %s does not match its schema: %w", uid, err)
+	}
+
+	return kafka.Message{
+		Topic: topic,
+		Key:   []byte(uid),
+		Value: value,
+		Headers: []kafka.Header{
+			{Key: headerSpecVersion, Value: []byte("1.0")},
+			{Key: headerID, Value: []byte(id)},
+			{Key: headerSource, Value: []byte(env.source)},
+			{Key: headerType, Value: []byte(eventType)},
+			{Key: headerTime, Value: []byte(env.time)},
+			{Key: headerSubject, Value: []byte(uid)},
+			{Key: headerTenant, Value: []byte(env.tenant)},
+			{Key: headerDataSchema, Value: []byte(schemas.SchemaID(kind))},
+			{Key: headerContentType, Value: []byte("application/json")},
+		},
+	}, nil
+}
+
+// encodeRecord encodes a record as compact JSON without HTML escaping, so that vendor text such as
+// "<version>" stays readable.
+func encodeRecord(record any) ([]byte, error) {
+	var buf bytes.Buffer
+	encoder := json.NewEncoder(&buf)
+	encoder.SetEscapeHTML(false)
+	if err := encoder.Encode(record); err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

@@ -1,0 +1,301 @@
+// Package pipeline runs the consume -> process -> produce -> commit loop of
+// the enrich and dedupe stages, with at-least-once delivery: a batch's
+// offsets are committed only after everything it produced was acknowledged.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Processor turns one consumed message into zero or more messages to publish,
+// each with its Topic set. An error means the message cannot be processed
+// (bad data): the runner sends it to <topic>.dlq and moves on. A panic is
+// handled like an error.
+type Processor interface {
+	Process(ctx context.Context, msg kafka.Message) ([]kafka.Message, error)
+}
+
+// BatchCommitter is implemented by a Processor that keeps state across
+// messages, so that its state follows what was really published. After each
+// batch it passed to Process, the runner calls exactly one of the two
+// methods, from the goroutine that called Process.
+type BatchCommitter interface {
+	// CommitBatch keeps the state changes made since the last call: every
+	// output of the batch was acknowledged.
+	CommitBatch()
+	// RollbackBatch undoes them: some outputs were dead-lettered after the
+	// broker rejected them, or the batch was abandoned because Run is
+	// stopping and will be consumed again.
+	RollbackBatch()
+}
+
+// Publisher delivers messages; *sink.Writer implements it. Write returns nil
+// only when every message was acknowledged, and a *sink.RejectedError when
+// only the messages it lists were refused for good.
+type Publisher interface {
+	Write(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Runner consumes its topics in a consumer group and runs each message
+// through a Processor. Create it with NewRunner.
+type Runner struct {
+	cfg       RunnerConfig
+	reader    kafka.ReaderConfig
+	processor Processor
+	publisher Publisher
+	logger    *slog.Logger
+	running   atomic.Bool
+
+	consumed       atomic.Int64
+	produced       atomic.Int64
+	deadLettered   atomic.Int64
+	batches        atomic.Int64
+	commitFailures atomic.Int64
+}
+
+// RunnerStats are counters since the Runner was created.
+type RunnerStats struct {
+	// Consumed is the count of messages fetched and processed.
+	Consumed int64
+	// Produced is the count of output messages acknowledged, dead letters excluded.
+	Produced int64
+	// DeadLettered is the count of input messages acknowledged on a .dlq topic.
+	DeadLettered int64
+	// Batches is the count of batches published and committed.
+	Batches int64
+	// CommitFailures is the count of batches whose offset commit failed;
+	// their messages will be consumed again.
+	CommitFailures int64
+}
+
+// NewRunner validates cfg and returns a Runner that passes every message of
+// cfg.Topics to p and publishes the results with w. A nil logger discards logs.
+func NewRunner(cfg RunnerConfig, p Processor, w Publisher, logger *slog.Logger) (*Runner, error) {
+	cfg.setDefaults()
+	errs := cfg.validate()
+	if p == nil {
+		errs = append(errs, errors.New("processor: required"))
+	}
+	if w == nil {
+		errs = append(errs, errors.New("publisher: required"))
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("stage", cfg.Name)
+
+	reader := readerConfig(cfg, logger)
+	if err := reader.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("kafka reader: %w", err))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid runner config for stage %q: %w", cfg.Name, errors.Join(errs...))
+	}
+
+	return &Runner{cfg: cfg, reader: reader, processor: p, publisher: w, logger: logger}, nil
+}
+
+// Stats returns the runner's counters. It is safe to call while Run runs.
+func (r *Runner) Stats() RunnerStats {
+	return RunnerStats{
+		Consumed:       r.consumed.Load(),
+		Produced:       r.produced.Load(),
+		DeadLettered:   r.deadLettered.Load(),
+		Batches:        r.batches.Load(),
+		CommitFailures: r.commitFailures.Load(),
+	}
+}
+
+// Run joins the consumer group and repeats until ctx ends: fetch a batch,
+// process each message in order, publish all outputs with one Write, then
+// commit the batch's offsets. A message the processor fails on goes to
+// <topic>.dlq, and so does a message whose output the publisher rejects for
+// good. In both cases the partition moves on.
+//
+// When ctx ends, Run abandons the batch in flight (it will be consumed again),
+// leaves the group and returns nil. It returns an error when the reader or the
+// publisher fails in a way that no retry fixes; that batch is not committed.
+// Run can be called again after it returns, but not concurrently.
+func (r *Runner) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("run stage %s: already running", r.cfg.Name)
+	}
+	defer r.running.Store(false)
+
+	reader := kafka.NewReader(r.reader)
+	r.logger.Info("runner started", "group", r.cfg.GroupID, "topics", r.cfg.Topics)
+
+	err := r.consume(ctx, reader)
+	if closeErr := reader.Close(); closeErr != nil {
+		r.logger.Warn("close kafka reader failed", "error", closeErr)
+	}
+
+	stats := r.Stats()
+	if err != nil {
+		r.logger.Error("runner failed", "error", err, "consumed", stats.Consumed, "produced", stats.Produced, "dead_lettered", stats.DeadLettered)
+		return fmt.Errorf("run stage %s: %w", r.cfg.Name, err)
+	}
+	r.logger.Info("runner stopped", "consumed", stats.Consumed, "produced", stats.Produced, "dead_lettered", stats.DeadLettered)
+	return nil
+}
+
+func (r *Runner) consume(ctx context.Context, reader *kafka.Reader) error {
+	for {
+		batch, err := r.fetchBatch(ctx, reader)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("fetch messages: %w", err)
+		}
+
+		if err := r.handleBatch(ctx, reader, batch); err != nil {
+			r.rollback()
+			if ctx.Err() != nil {
+				r.logger.Info("batch abandoned because the runner is stopping; it will be consumed again", "messages", len(batch))
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// fetchBatch waits for one message, then collects more until the batch is
+// full or BatchWait has passed since the first.
+func (r *Runner) fetchBatch(ctx context.Context, reader *kafka.Reader) ([]kafka.Message, error) {
+	first, err := reader.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := make([]kafka.Message, 1, r.cfg.BatchSize)
+	batch[0] = first
+
+	waitCtx, cancel := context.WithTimeout(ctx, r.cfg.BatchWait)
+	defer cancel()
+	for len(batch) < r.cfg.BatchSize {
+		msg, err := reader.FetchMessage(waitCtx)
+		switch {
+		case err == nil:
+			batch = append(batch, msg)
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case waitCtx.Err() != nil:
+			return batch, nil // BatchWait is over
+		default:
+			return nil, err
+		}
+	}
+	return batch, nil
+}
+
+// handleBatch processes, publishes and commits one batch.
+func (r *Runner) handleBatch(ctx context.Context, reader *kafka.Reader, batch []kafka.Message) error {
+	r.consumed.Add(int64(len(batch)))
+
+	outs, err := r.process(ctx, batch)
+	if err != nil {
+		return err
+	}
+	complete, err := r.publish(ctx, batch, outs)
+	if err != nil {
+		return err
+	}
+	if complete {
+		r.commitState()
+	} else {
+		r.rollback()
+	}
+
+	r.commit(ctx, reader, batch)
+	r.batches.Add(1)
+	return nil
+}
+
+// commit commits the batch's offsets. A failure is logged and counted, not
+// returned: the outputs are already written, so the only cost is that the
+// batch is consumed again, typically after a rebalance moved its partitions.
+func (r *Runner) commit(ctx context.Context, reader *kafka.Reader, batch []kafka.Message) {
+	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CommitTimeout)
+	defer cancel()
+	if err := reader.CommitMessages(commitCtx, batch...); err != nil {
+		r.commitFailures.Add(1)
+		last := batch[len(batch)-1]
+		r.logger.Warn("commit offsets failed; the batch will be consumed again",
+			"messages", len(batch), "topic", last.Topic, "partition", last.Partition, "offset", last.Offset, "error", err)
+	}
+}
+
+func (r *Runner) commitState() {
+	if c, ok := r.processor.(BatchCommitter); ok {
+		c.CommitBatch()
+	}
+}
+
+func (r *Runner) rollback() {
+	if c, ok := r.processor.(BatchCommitter); ok {
+		c.RollbackBatch()
+	}
+}
+
+// output is a message to publish and the input it came from.
+type output struct {
+	msg   kafka.Message
+	input int // index in the batch
+	// deadLetter is set when msg carries the input to its .dlq topic.
+	deadLetter bool
+	// valueOmitted is set on a dead letter sent without the input's value.
+	valueOmitted bool
+}
+
+// process runs the processor over the batch in order. It returns an error only
+// when ctx ended.
+func (r *Runner) process(ctx context.Context, batch []kafka.Message) ([]output, error) {
+	outs := make([]output, 0, len(batch))
+	for i := range batch {
+		msg := &batch[i]
+		produced, err := r.processOne(ctx, *msg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			r.logger.Warn("processing failed; sending the message to the dead-letter topic",
+				"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "error", err)
+			outs = append(outs, output{msg: deadLetter(msg, r.cfg.Name, err), input: i, deadLetter: true})
+			continue
+		}
+		for _, out := range produced {
+			outs = append(outs, output{msg: out, input: i})
+		}
+	}
+	return outs, nil
+}
+
+// processOne calls the processor, turning a panic into an error, and checks
+// that every output names its topic.
+func (r *Runner) processOne(ctx context.Context, msg kafka.Message) (produced []kafka.Message, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.logger.Error("processor panicked", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset,
+				"panic", v, "stack", string(debug.Stack()))
+			produced, err = nil, fmt.Errorf("processor panicked: %v", v)
+		}
+	}()
+
+	produced, err = r.processor.Process(ctx, msg)
+	if err != nil {
+		return nil, err
+	}
+	for i := range produced {
+		if produced[i].Topic == "" {
+			return nil, fmt.Errorf("processor output %d has no topic", i)
+		}
+	}
+	return produced, nil
+}

@@ -1,0 +1,143 @@
+package schemas
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// VolatileFields returns the JSON pointers of the fields that Fingerprint leaves out for a kind:
+// values that change between polls of an unchanged entity (poll and processing times, last contact,
+// online/offline flapping with the service status that follows it, machine load, signature versions). It returns nil for an unknown kind.
+// README.md in this folder lists the same table; keep both in step.
+func VolatileFields(kind Kind) []string {
+	switch kind {
+	case KindAsset:
+		return []string{
+			"/time",
+			"/metadata/uid",
+			"/metadata/processed_time",
+			"/device/last_seen_time",
+			"/protection/sensor_status",
+			"/protection/service_status",
+			"/protection/raw/status",
+			"/protection/raw/serviceStatus",
+			"/unmapped/cybereason/actionsInProgress",
+			"/unmapped/cybereason/avDbLastUpdateTime",
+			"/unmapped/cybereason/avDbVersion",
+			"/unmapped/cybereason/cpuUsage",
+			"/unmapped/cybereason/deliveryTime",
+			"/unmapped/cybereason/disconnected",
+			"/unmapped/cybereason/disconnectionTime",
+			"/unmapped/cybereason/externalIpAddress",
+			"/unmapped/cybereason/fullScanStatus",
+			"/unmapped/cybereason/lastFullScheduleScanSuccessTime",
+			"/unmapped/cybereason/lastPylumInfoMsgUpdateTime",
+			"/unmapped/cybereason/lastQuickScheduleScanSuccessTime",
+			"/unmapped/cybereason/lastUpgradeSteps",
+			"/unmapped/cybereason/memoryUsage",
+			"/unmapped/cybereason/offlineTimeMS",
+			"/unmapped/cybereason/onlineTimeMS",
+			"/unmapped/cybereason/pendingActions",
+			"/unmapped/cybereason/quickScanStatus",
+			"/unmapped/cybereason/sensorLastUpdate",
+			"/unmapped/cybereason/staleTimeMS",
+			"/unmapped/cybereason/statusTimeMS",
+			"/unmapped/cybereason/upTime",
+		}
+	case KindFinding:
+		// The machines' connected and lastConnected values are volatile too, but enrich never
+		// copies them into a finding, so they need no entry here.
+		return []string{
+			"/metadata/uid",
+			"/metadata/processed_time",
+		}
+	}
+	return nil
+}
+
+// Fingerprint returns the first 16 hex digits of the SHA-256 of the record's canonical JSON with
+// VolatileFields(kind) removed. Canonical JSON here is what encoding/json writes for the decoded
+// record: object keys sorted, no insignificant whitespace, numbers as written in value, and no HTML
+// escaping. Two records that differ only in volatile fields therefore get the same fingerprint.
+func Fingerprint(kind Kind, value []byte) (string, error) {
+	volatile := VolatileFields(kind)
+	if volatile == nil {
+		return "", fmt.Errorf("fingerprint: unknown record kind %q", kind)
+	}
+	record, err := decodeObject(value)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint %s record: %w", kind, err)
+	}
+	for _, pointer := range volatile {
+		removePointer(record, pointer)
+	}
+	canonical, err := canonicalJSON(record)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint %s record: %w", kind, err)
+	}
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// decodeObject decodes a JSON object, keeping numbers as json.Number so that they re-encode exactly.
+func decodeObject(value []byte) (map[string]any, error) {
+	decoder := json.NewDecoder(bytes.NewReader(value))
+	decoder.UseNumber()
+	var record map[string]any
+	if err := decoder.Decode(&record); err != nil {
+		return nil, fmt.Errorf("decode JSON object: %w", err)
+	}
+	if record == nil {
+		return nil, errors.New("decode JSON object: value is null, expected an object")
+	}
+	if _, err := decoder.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("decode JSON object: unexpected data after the object")
+	}
+	return record, nil
+}
+
+// removePointer deletes the member that a JSON pointer of object keys names, if it exists. Objects
+// on the path that the removal leaves empty are removed too, so that a record which carried only
+// volatile values in, say, unmapped/cybereason fingerprints like one without unmapped at all.
+func removePointer(record map[string]any, pointer string) {
+	tokens := strings.Split(strings.TrimPrefix(pointer, "/"), "/")
+	for i, token := range tokens {
+		tokens[i] = strings.ReplaceAll(strings.ReplaceAll(token, "~1", "/"), "~0", "~")
+	}
+	removeTokens(record, tokens)
+}
+
+// removeTokens deletes the member at tokens below object and reports whether it deleted one.
+func removeTokens(object map[string]any, tokens []string) bool {
+	name := tokens[0]
+	if len(tokens) == 1 {
+		_, ok := object[name]
+		delete(object, name)
+		return ok
+	}
+	child, ok := object[name].(map[string]any)
+	if !ok || !removeTokens(child, tokens[1:]) {
+		return false
+	}
+	if len(child) == 0 {
+		delete(object, name)
+	}
+	return true
+}
+
+// canonicalJSON encodes a decoded value with sorted object keys, no whitespace and no HTML escaping.
+func canonicalJSON(value any) ([]byte, error) {
+	var buf bytes.Buffer
+	encoder := json.NewEncoder(&buf)
+	encoder.SetEscapeHTML(false)
+	if err := encoder.Encode(value); err != nil {
+		return nil, fmt.Errorf("encode canonical JSON: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

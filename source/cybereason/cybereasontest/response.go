@@ -1,0 +1,88 @@
+package cybereasontest
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+const (
+	htmlType = "text/html;charset=UTF-8"
+	jsonType = "application/json;charset=UTF-8"
+)
+
+// The console's pages. Clients recognise the login page by its title and its <app-login>
+// element.
+const (
+	loginPage = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Cybereason | Login</title>
+<base href="/">
+</head>
+<body>
+<app-login></app-login>
+<noscript>Fake Cybereason console: sign in by posting username and password to /login.html.</noscript>
+</body>
+</html>
+`
+	appPage = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Cybereason</title>
+<base href="/">
+</head>
+<body>
+<app></app>
+</body>
+</html>
+`
+	notFoundPage = `<!DOCTYPE html>
+<html lang="en"><head><title>HTTP Status 404 - Not Found</title></head>
+<body><h1>HTTP Status 404 - Not Found</h1></body></html>
+`
+)
+
+// writeBody writes a response, gzip-compressed when the request accepts gzip, as the console does.
+func writeBody(w http.ResponseWriter, r *http.Request, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	if len(body) == 0 || !acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+		return
+	}
+
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Header().Add("Vary", "Accept-Encoding")
+	w.WriteHeader(status)
+	compressor := gzip.NewWriter(w)
+	_, _ = compressor.Write(body)
+	_ = compressor.Close() // a failed write means the client went away
+}
+
+// writeJSONError writes an error as {"status":"FAILURE","message":...}.
+func writeJSONError(w http.ResponseWriter, r *http.Request, status int, message string) {
+	body, _ := json.Marshal(struct {
+		Status  string `json:"status"`
+		Message string `json:"message"`
+	}{"FAILURE", message})
+	writeBody(w, r, status, jsonType, body)
+}
+
+// acceptsGzip reports whether an Accept-Encoding header lists gzip without q=0.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		params = strings.ReplaceAll(params, " ", "")
+		return params != "q=0" && params != "q=0.0" && params != "q=0.00" && params != "q=0.000"
+	}
+	return false
+}

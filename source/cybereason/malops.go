@@ -1,0 +1,130 @@
+package cybereason
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+const inboxPath = "/rest/detection/inbox"
+
+// Malop is one MalOp (EDR or EPP) of the detection inbox.
+type Malop struct {
+	GUID string
+	// LastUpdateTime is the MalOp's lastUpdateTime, or its creationTime when the console sent no
+	// lastUpdateTime.
+	LastUpdateTime time.Time
+	Raw            json.RawMessage // the MalopInboxModel object without its iconBase64 member
+}
+
+type inboxQuery struct {
+	StartTime int64 `json:"startTime"` // epoch milliseconds
+	EndTime   int64 `json:"endTime"`   // epoch milliseconds
+}
+
+type inboxResponse struct {
+	Malops *[]json.RawMessage `json:"malops"`
+}
+
+// MalopsInbox returns the MalOps that were active (created or updated) between from and to, from
+// POST /rest/detection/inbox. The console returns the whole window in one response, so keep the
+// window short. The console, not the client, validates the range and responds 400 when from is
+// after to.
+func (c *Client) MalopsInbox(ctx context.Context, from, to time.Time) ([]Malop, error) {
+	query := inboxQuery{StartTime: from.UnixMilli(), EndTime: to.UnixMilli()}
+	body, err := json.Marshal(query)
+	if err != nil {
+		return nil, err
+	}
+
+	var raws []json.RawMessage
+	err = c.do(ctx, restCall{
+		method:   http.MethodPost,
+		endpoint: inboxPath,
+		body:     body,
+		decode: func(r io.Reader) error {
+			var response inboxResponse
+			if err := json.NewDecoder(r).Decode(&response); err != nil {
+				return err
+			}
+			if response.Malops == nil {
+				return errors.New("the response has no malops array")
+			}
+			raws = *response.Malops
+			return nil
+		},
+	})
+
+	var statusErr *StatusError
+	if errors.As(err, &statusErr) && statusErr.StatusCode == http.StatusBadRequest {
+		return nil, fmt.Errorf("query MalOps inbox: the console rejected the time range %s to %s (startTime %d, endTime %d): %w",
+			from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), query.StartTime, query.EndTime, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("query MalOps inbox from %s to %s: %w", from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), err)
+	}
+
+	malops := make([]Malop, 0, len(raws))
+	for position, raw := range raws {
+		malop, err := parseMalop(raw)
+		if err != nil {
+			return nil, fmt.Errorf("query MalOps inbox: MalOp %d of the response: %w", position, err)
+		}
+		malops = append(malops, malop)
+	}
+	c.logger.Debug("received Cybereason MalOps inbox", "malops", len(malops), "start_time", query.StartTime, "end_time", query.EndTime)
+	return malops, nil
+}
+
+// parseMalop reads the guid and update time of a MalopInboxModel object and removes its
+// iconBase64 member.
+func parseMalop(raw json.RawMessage) (Malop, error) {
+	members, err := objectMembers(raw)
+	if err != nil {
+		return Malop{}, err
+	}
+
+	value, ok := lookup(members, "guid")
+	if !ok {
+		return Malop{}, errors.New("guid is missing")
+	}
+	var guid string
+	if err := json.Unmarshal(value, &guid); err != nil || guid == "" {
+		return Malop{}, fmt.Errorf("guid %s is not a non-empty string", value)
+	}
+
+	updated, err := malopTime(members, "lastUpdateTime")
+	if err != nil {
+		return Malop{}, fmt.Errorf("MalOp %s: %w", guid, err)
+	}
+	if updated.IsZero() {
+		if updated, err = malopTime(members, "creationTime"); err != nil {
+			return Malop{}, fmt.Errorf("MalOp %s: %w", guid, err)
+		}
+	}
+	if updated.IsZero() {
+		return Malop{}, fmt.Errorf("MalOp %s has neither lastUpdateTime nor creationTime", guid)
+	}
+
+	return Malop{GUID: guid, LastUpdateTime: updated, Raw: withoutMember(raw, members, iconMember)}, nil
+}
+
+// malopTime reads an epoch-milliseconds member, or the zero time when it is missing, null or 0.
+func malopTime(members []member, name string) (time.Time, error) {
+	value, ok := lookup(members, name)
+	if !ok {
+		return time.Time{}, nil
+	}
+	var ms flexInt
+	if err := json.Unmarshal(value, &ms); err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if ms == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(int64(ms)).UTC(), nil
+}
