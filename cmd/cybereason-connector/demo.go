@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,10 +30,13 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err: err, printed: true}
 	}
 	if flags.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", flags.Arg(0))}
+		return usageError{err: fmt.Errorf("unexpected argument %q", flags.Arg(0))}
 	}
 
 	level := slog.LevelWarn

@@ -34,8 +34,12 @@ func main() {
 }
 
 // usageError marks errors caused by the command line or the configuration,
-// which exit with status 2.
-type usageError struct{ err error }
+// which exit with status 2. printed is set when the flag package already
+// wrote the error to standard error.
+type usageError struct {
+	err     error
+	printed bool
+}
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
@@ -64,13 +68,16 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return exitUsage
 	}
 
+	var usage usageError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, new(usageError)):
-		fmt.Fprintf(stderr, "cybereason-connector %s: %v\n", args[0], err)
+	case errors.As(err, &usage):
+		if !usage.printed {
+			fmt.Fprintf(stderr, "cybereason-connector %s: %v\n", args[0], err)
+		}
 		return exitUsage
 	default:
 		fmt.Fprintf(stderr, "cybereason-connector %s: %v\n", args[0], err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,15 +20,18 @@ func runCommand(ctx context.Context, args []string, lookupEnv func(string) (stri
 		fmt.Fprintln(stderr, "Usage: cybereason-connector run\n\nRuns the stages named by STAGES until SIGTERM or SIGINT.\nEvery setting comes from an environment variable; README.md lists them.")
 	}
 	if err := flags.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err: err, printed: true}
 	}
 	if flags.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", flags.Arg(0))}
+		return usageError{err: fmt.Errorf("unexpected argument %q", flags.Arg(0))}
 	}
 
 	cfg, err := config.Load(ctx, envconfig.LookuperFunc(lookupEnv))
 	if err != nil {
-		return usageError{err}
+		return usageError{err: err}
 	}
 
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)

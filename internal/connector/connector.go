@@ -46,8 +46,12 @@ type Options struct {
 	ProductVersion string
 }
 
-// Build creates every stage that cfg enables, sharing one Kafka writer.
+// Build creates every stage that cfg enables, sharing one Kafka writer. A nil
+// logger discards logs.
 func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	writer, err := sink.NewWriter(sink.Config{Brokers: cfg.Kafka.Brokers}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("create kafka writer: %w", err)

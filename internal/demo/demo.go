@@ -145,8 +145,8 @@ func runCycle(ctx context.Context, cycle int, stages *connector.Stages, cfg *con
 
 	after := snapshot(stages)
 	fmt.Fprintf(out, "\nCycle %d\n", cycle)
-	fmt.Fprintf(out, "  source  published %d sensors (%d pages) and %d MalOps (window %s to %s)\n",
-		inventory.Sensors, inventory.Pages, malops.Malops, malops.From.UTC().Format(time.RFC3339), malops.To.UTC().Format(time.RFC3339))
+	fmt.Fprintf(out, "  source  published %d sensors (%s) and %d MalOps (window %s to %s)\n",
+		inventory.Sensors, plural(inventory.Pages, "page"), malops.Malops, malops.From.UTC().Format(time.RFC3339), malops.To.UTC().Format(time.RFC3339))
 	after.printDelta(out, before)
 	return nil
 }
@@ -183,4 +183,11 @@ func (o Options) validate() error {
 		return fmt.Errorf("invalid demo options: timeout must be positive, got %s", o.Timeout)
 	}
 	return nil
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

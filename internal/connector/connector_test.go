@@ -1,0 +1,160 @@
+package connector_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/oversoc/cybereason-connector/internal/config"
+	"github.com/oversoc/cybereason-connector/internal/connector"
+	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
+	"github.com/oversoc/cybereason-connector/internal/kafkatest"
+	"github.com/oversoc/cybereason-connector/schemas"
+	"github.com/oversoc/cybereason-connector/source/cybereason"
+	"github.com/oversoc/cybereason-connector/source/cybereason/cybereasontest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func testConfig(t *testing.T, consoleURL, password string, partitions int) *config.Config {
+	t.Helper()
+	topics := config.Topics{
+		RawSensors:         "cybereason.raw.sensors",
+		RawMalops:          "cybereason.raw.malops",
+		NormalizedAssets:   "oversoc.normalized.assets",
+		NormalizedFindings: "oversoc.normalized.findings",
+		Assets:             "oversoc.assets",
+		Findings:           "oversoc.findings",
+	}
+	var specs []embeddedkafka.Topic
+	for _, name := range []string{topics.RawSensors, topics.RawMalops, topics.NormalizedAssets, topics.NormalizedFindings, topics.Assets, topics.Findings} {
+		specs = append(specs, embeddedkafka.Topic{Name: name, Partitions: partitions}, embeddedkafka.Topic{Name: name + ".dlq"})
+	}
+
+	return &config.Config{
+		Cybereason: config.Cybereason{
+			URL:            consoleURL,
+			Username:       cybereasontest.DefaultUsername,
+			Password:       config.NewSecret(password),
+			Tenant:         "acme.cybereason.example",
+			PageSize:       50,
+			MaxPages:       100,
+			RequestTimeout: 10 * time.Second,
+		},
+		Kafka: config.Kafka{
+			Brokers:     kafkatest.NewBroker(t, specs...),
+			Topics:      topics,
+			EnrichGroup: "test-enrich",
+			DedupeGroup: "test-dedupe",
+		},
+		Source: config.Source{
+			SensorsInterval: time.Hour,
+			MalopsInterval:  time.Hour,
+			MalopsLookback:  30 * 24 * time.Hour,
+			MalopsOverlap:   time.Minute,
+		},
+		Stages:          []string{config.StageSource, config.StageEnrich, config.StageDedupe},
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// TestRunDeliversToFinalTopics runs every stage as `run` does, scheduler
+// included, from the fake console to the final topics, and validates every
+// record that arrives there.
+func TestRunDeliversToFinalTopics(t *testing.T) {
+	tenant := cybereasontest.GenerateTenant(3, 120, 10, time.Now())
+	console := cybereasontest.NewServer(tenant, cybereasontest.Options{})
+	defer console.Close()
+	cfg := testConfig(t, console.URL, cybereasontest.DefaultPassword, 3)
+
+	stages, err := connector.Build(cfg, connector.Options{ProductVersion: "test"}, nil)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stages.Run(ctx, cfg.ShutdownTimeout) }()
+
+	kafkatest.WaitFor(t, func() bool {
+		return len(kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.Assets)) >= 120 &&
+			len(kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.Findings)) >= 10
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	validator, err := schemas.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	finals := map[string]schemas.Kind{cfg.Kafka.Topics.Assets: schemas.KindAsset, cfg.Kafka.Topics.Findings: schemas.KindFinding}
+	for topic, kind := range finals {
+		keys := map[string]bool{}
+		for _, msg := range kafkatest.ReadAll(t, cfg.Kafka.Brokers, topic) {
+			keys[string(msg.Key)] = true
+			if err := validator.Validate(kind, msg.Value); err != nil {
+				t.Errorf("%s %s: %v", topic, msg.Key, err)
+			}
+		}
+		want := map[schemas.Kind]int{schemas.KindAsset: 120, schemas.KindFinding: 10}[kind]
+		if len(keys) != want {
+			t.Errorf("%s has %d distinct keys, want %d", topic, len(keys), want)
+		}
+	}
+	for _, topic := range []string{cfg.Kafka.Topics.RawSensors + ".dlq", cfg.Kafka.Topics.NormalizedAssets + ".dlq"} {
+		if msgs := kafkatest.ReadAll(t, cfg.Kafka.Brokers, topic); len(msgs) != 0 {
+			t.Errorf("%s has %d dead letters, want none", topic, len(msgs))
+		}
+	}
+	if stats := console.Stats(); stats.Logouts != 1 {
+		t.Errorf("console saw %d logouts, want 1 at shutdown", stats.Logouts)
+	}
+}
+
+func TestRunStopsOnRejectedCredentials(t *testing.T) {
+	tenant := cybereasontest.GenerateTenant(3, 5, 1, time.Now())
+	console := cybereasontest.NewServer(tenant, cybereasontest.Options{})
+	defer console.Close()
+	const wrongPassword = "not the password"
+	cfg := testConfig(t, console.URL, wrongPassword, 1)
+
+	stages, err := connector.Build(cfg, connector.Options{}, nil)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	err = stages.Run(context.Background(), cfg.ShutdownTimeout)
+
+	if !errors.Is(err, cybereason.ErrCredentialsRejected) {
+		t.Fatalf("Run error = %v, want ErrCredentialsRejected", err)
+	}
+	if strings.Contains(err.Error(), wrongPassword) {
+		t.Errorf("error reveals the password: %v", err)
+	}
+}
+
+func TestBuildOnlyRequestedStages(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", "unused", 1)
+	cfg.Stages = []string{config.StageDedupe}
+
+	stages, err := connector.Build(cfg, connector.Options{}, nil)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	defer func() {
+		if err := stages.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+
+	if stages.Source != nil || stages.EnrichRunner != nil {
+		t.Errorf("built source %v and enrich %v, want only dedupe", stages.Source != nil, stages.EnrichRunner != nil)
+	}
+	if stages.DedupeRunner == nil {
+		t.Error("dedupe runner not built")
+	}
+}

@@ -1,0 +1,189 @@
+package demo
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/oversoc/cybereason-connector/schemas"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// publicTenant is the folder of published Cybereason API samples that sits
+// beside the repository in the development workspace; it is not committed.
+const publicTenant = "../../../shared/fixtures/cybereason/tenant-public"
+
+func runDemo(t *testing.T, opts Options) (string, []record) {
+	t.Helper()
+	opts.RecordsFile = filepath.Join(t.TempDir(), "records.jsonl")
+
+	var out strings.Builder
+	if err := Run(context.Background(), opts, &out, nil); err != nil {
+		t.Fatalf("demo: %v\noutput:\n%s", err, out.String())
+	}
+	return out.String(), readRecords(t, opts.RecordsFile)
+}
+
+func TestDemoGeneratedTenant(t *testing.T) {
+	opts := Defaults()
+	opts.Sensors, opts.Malops, opts.Partitions = 60, 8, 2
+	output, records := runDemo(t, opts)
+
+	for _, want := range []string{"Cycle 1", "Cycle 2", "Tenant advanced", "One record of oversoc.assets", "One record of oversoc.findings"} {
+		if !strings.Contains(output, want) {
+			t.Errorf("output lacks %q:\n%s", want, output)
+		}
+	}
+
+	validateAll(t, records)
+	assertNoDuplicateIDs(t, records)
+
+	assets := keysByTopic(records)["oversoc.assets"]
+	findings := keysByTopic(records)["oversoc.findings"]
+	// One sensor is removed in the second cycle but keeps its first record.
+	if len(assets) != 60 {
+		t.Errorf("%d distinct assets, want 60", len(assets))
+	}
+	// The second cycle adds one MalOp.
+	if len(findings) != 9 {
+		t.Errorf("%d distinct findings, want 9", len(findings))
+	}
+
+	republished := len(records) - len(assets) - len(findings)
+	if republished < 3 || republished > 20 {
+		t.Errorf("second cycle republished %d records, want the few that changed", republished)
+	}
+}
+
+func TestDemoPublishedSamples(t *testing.T) {
+	if _, err := os.Stat(publicTenant); err != nil {
+		t.Skipf("published samples not present at %s: %v", publicTenant, err)
+	}
+
+	opts := Defaults()
+	opts.TenantDir = publicTenant
+	_, records := runDemo(t, opts)
+
+	validateAll(t, records)
+	assertNoDuplicateIDs(t, records)
+
+	keys := keysByTopic(records)
+	if got := len(keys["oversoc.assets"]); got != 5 {
+		t.Errorf("%d distinct assets, want the 5 published sensors", got)
+	}
+	// Four published MalOps, and the second cycle creates a fifth one.
+	if got := len(keys["oversoc.findings"]); got != 5 {
+		t.Errorf("%d distinct findings, want 5", got)
+	}
+	for _, guid := range []string{"AAAA0yUlnvXGQODT", "AAAA0ws7O-MUgDmB", "11.1882697476172655933", "11.-2600105145818681902"} {
+		key := "cybereason:demo.cybereason.example:malop:" + guid
+		if !keys["oversoc.findings"][key] {
+			t.Errorf("no finding for published MalOp %s", guid)
+		}
+	}
+}
+
+func TestDemoRejectsBadOptions(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Options)
+		want   string
+	}{
+		{"no sensors", func(o *Options) { o.Sensors = 0 }, "sensors"},
+		{"no partitions", func(o *Options) { o.Partitions = 0 }, "partitions"},
+		{"no timeout", func(o *Options) { o.Timeout = 0 }, "timeout"},
+		{"missing tenant folder", func(o *Options) { o.TenantDir = filepath.Join(t.TempDir(), "absent") }, "absent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := Defaults()
+			tt.change(&opts)
+			err := Run(context.Background(), opts, &strings.Builder{}, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Run error = %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func readRecords(t *testing.T, path string) []record {
+	t.Helper()
+	file, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+
+	var records []record
+	scanner := bufio.NewScanner(file)
+	scanner.Buffer(nil, 1<<20)
+	for scanner.Scan() {
+		var rec record
+		if err := json.Unmarshal(scanner.Bytes(), &rec); err != nil {
+			t.Fatalf("records file line %d: %v", len(records)+1, err)
+		}
+		records = append(records, rec)
+	}
+	if err := scanner.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return records
+}
+
+func validateAll(t *testing.T, records []record) {
+	t.Helper()
+	validator, err := schemas.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]schemas.Kind{"oversoc.assets": schemas.KindAsset, "oversoc.findings": schemas.KindFinding}
+
+	for _, rec := range records {
+		kind, ok := kinds[rec.Topic]
+		if !ok {
+			t.Errorf("record on unexpected topic %q", rec.Topic)
+			continue
+		}
+		if err := validator.Validate(kind, rec.Value); err != nil {
+			t.Errorf("%s %s: %v", rec.Topic, rec.Key, err)
+		}
+		if rec.Headers["ce_dataschema"] != schemas.SchemaID(kind) {
+			t.Errorf("%s %s: ce_dataschema %q, want %q", rec.Topic, rec.Key, rec.Headers["ce_dataschema"], schemas.SchemaID(kind))
+		}
+		if !strings.HasPrefix(rec.Headers["ce_id"], rec.Key+"#") {
+			t.Errorf("%s %s: ce_id %q does not start with the key", rec.Topic, rec.Key, rec.Headers["ce_id"])
+		}
+	}
+}
+
+// assertNoDuplicateIDs checks that dedupe never republished an unchanged
+// record: no (key, ce_id) pair appears twice on a final topic.
+func assertNoDuplicateIDs(t *testing.T, records []record) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, rec := range records {
+		id := rec.Topic + " " + rec.Key + " " + rec.Headers["ce_id"]
+		if seen[id] {
+			t.Errorf("record published twice: %s", id)
+		}
+		seen[id] = true
+	}
+}
+
+func keysByTopic(records []record) map[string]map[string]bool {
+	keys := map[string]map[string]bool{}
+	for _, rec := range records {
+		if keys[rec.Topic] == nil {
+			keys[rec.Topic] = map[string]bool{}
+		}
+		keys[rec.Topic][rec.Key] = true
+	}
+	return keys
+}

@@ -1,0 +1,344 @@
+package source_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
+	"github.com/oversoc/cybereason-connector/internal/kafkatest"
+	"github.com/oversoc/cybereason-connector/sink"
+	"github.com/oversoc/cybereason-connector/source"
+	"github.com/oversoc/cybereason-connector/source/cybereason"
+	"github.com/oversoc/cybereason-connector/source/cybereason/cybereasontest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	sensorsTopic = "cybereason.raw.sensors"
+	malopsTopic  = "cybereason.raw.malops"
+	tenantID     = "acme.cybereason.example"
+)
+
+// rig is a source stage wired to a fake console and an in-process broker.
+type rig struct {
+	tenant  *cybereasontest.Tenant
+	console *cybereasontest.Server
+	brokers []string
+	client  *cybereason.Client
+	writer  *sink.Writer
+}
+
+func newRig(t *testing.T, sensors, malops int, consoleOpts cybereasontest.Options) *rig {
+	t.Helper()
+	tenant := cybereasontest.GenerateTenant(7, sensors, malops, time.Now())
+	console := cybereasontest.NewServer(tenant, consoleOpts)
+	t.Cleanup(console.Close)
+
+	brokers := kafkatest.NewBroker(t,
+		embeddedkafka.Topic{Name: sensorsTopic, Partitions: 3},
+		embeddedkafka.Topic{Name: malopsTopic, Partitions: 3},
+	)
+
+	client, err := cybereason.NewClient(cybereason.Config{
+		BaseURL:  console.URL,
+		Username: cybereasontest.DefaultUsername,
+		Password: func() (string, error) { return cybereasontest.DefaultPassword, nil },
+		PageSize: 100,
+	}, nil)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+
+	writer, err := sink.NewWriter(sink.Config{Brokers: brokers, MissingTopicTimeout: 200 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatalf("NewWriter: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := writer.Close(); err != nil {
+			t.Errorf("close writer: %v", err)
+		}
+	})
+
+	return &rig{tenant: tenant, console: console, brokers: brokers, client: client, writer: writer}
+}
+
+func (r *rig) config() source.Config {
+	return source.Config{
+		ConsoleURL:      r.console.URL,
+		Tenant:          tenantID,
+		SensorsTopic:    sensorsTopic,
+		MalopsTopic:     malopsTopic,
+		SensorsInterval: time.Hour,
+		MalopsInterval:  time.Hour,
+		MalopsStart:     r.tenant.OldestMalopTime().Add(-time.Minute),
+		MalopsOverlap:   10 * time.Minute,
+	}
+}
+
+func (r *rig) stage(t *testing.T, cfg source.Config, client source.Client) *source.Stage {
+	t.Helper()
+	if client == nil {
+		client = r.client
+	}
+	stage, err := source.New(cfg, client, r.writer, nil)
+	if err != nil {
+		t.Fatalf("source.New: %v", err)
+	}
+	return stage
+}
+
+func TestCollectSensorsPublishesEverySensor(t *testing.T) {
+	r := newRig(t, 250, 0, cybereasontest.Options{})
+	stage := r.stage(t, r.config(), nil)
+
+	report, err := stage.CollectSensors(context.Background())
+	if err != nil {
+		t.Fatalf("CollectSensors: %v", err)
+	}
+	if report.Pages != 3 || report.Sensors != 250 {
+		t.Errorf("report = %d sensors in %d pages, want 250 in 3", report.Sensors, report.Pages)
+	}
+
+	msgs := kafkatest.ReadAll(t, r.brokers, sensorsTopic)
+	var keys []string
+	for _, msg := range msgs {
+		keys = append(keys, string(msg.Key))
+		event, err := sink.EventFromHeaders(msg.Headers)
+		if err != nil {
+			t.Fatalf("message %s: %v", msg.Key, err)
+		}
+		assertEvent(t, event, source.SensorEventType, string(msg.Key), r.console.URL+"/rest/sensors/query")
+
+		var object map[string]any
+		if err := json.Unmarshal(msg.Value, &object); err != nil {
+			t.Fatalf("message %s value: %v", msg.Key, err)
+		}
+		if object["sensorId"] != string(msg.Key) {
+			t.Errorf("message key %s, value sensorId %v", msg.Key, object["sensorId"])
+		}
+	}
+
+	want := r.tenant.SensorIDs()
+	slices.Sort(keys)
+	slices.Sort(want)
+	if !slices.Equal(keys, want) {
+		t.Errorf("published %d sensors, tenant has %d; published keys differ from the tenant's sensor ids", len(keys), len(want))
+	}
+}
+
+func TestCollectSensorsSameContentSameID(t *testing.T) {
+	r := newRig(t, 20, 0, cybereasontest.Options{})
+	stage := r.stage(t, r.config(), nil)
+
+	for range 2 {
+		if _, err := stage.CollectSensors(context.Background()); err != nil {
+			t.Fatalf("CollectSensors: %v", err)
+		}
+	}
+
+	ids := map[string][]string{}
+	for _, msg := range kafkatest.ReadAll(t, r.brokers, sensorsTopic) {
+		event, err := sink.EventFromHeaders(msg.Headers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[string(msg.Key)] = append(ids[string(msg.Key)], event.ID)
+	}
+	for key, list := range ids {
+		if len(list) != 2 || list[0] != list[1] {
+			t.Errorf("sensor %s: event ids %v, want the same id twice", key, list)
+		}
+	}
+}
+
+func TestCollectMalopsMovesCursor(t *testing.T) {
+	r := newRig(t, 30, 12, cybereasontest.Options{})
+	cfg := r.config()
+	stage := r.stage(t, cfg, nil)
+
+	first, err := stage.CollectMalops(context.Background())
+	if err != nil {
+		t.Fatalf("first CollectMalops: %v", err)
+	}
+	if first.Malops != 12 {
+		t.Errorf("first poll published %d MalOps, want 12", first.Malops)
+	}
+	if !first.From.Equal(cfg.MalopsStart) {
+		t.Errorf("first window starts at %s, want the configured start %s", first.From, cfg.MalopsStart)
+	}
+	assertCursorIsNewestUpdate(t, r.tenant.Malops(), first.Cursor)
+
+	changes := r.tenant.Advance(time.Now())
+	second, err := stage.CollectMalops(context.Background())
+	if err != nil {
+		t.Fatalf("second CollectMalops: %v", err)
+	}
+	if want := first.Cursor.Add(-cfg.MalopsOverlap); !second.From.Equal(want) {
+		t.Errorf("second window starts at %s, want cursor less overlap %s", second.From, want)
+	}
+	if second.Malops < 3 {
+		t.Errorf("second poll published %d MalOps, want at least the 3 changed ones (%s)", second.Malops, changes)
+	}
+
+	for _, msg := range kafkatest.ReadAll(t, r.brokers, malopsTopic) {
+		event, err := sink.EventFromHeaders(msg.Headers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertEvent(t, event, source.MalopEventType, string(msg.Key), r.console.URL+"/rest/detection/inbox")
+		if want := strconv.FormatInt(event.Time.UnixMilli(), 10); !strings.HasPrefix(event.ID, string(msg.Key)+"#"+want+"#") {
+			t.Errorf("MalOp event id %s does not start with guid#lastUpdateTime (%s)", event.ID, want)
+		}
+		if strings.Contains(string(msg.Value), "iconBase64") {
+			t.Errorf("MalOp %s still carries iconBase64", msg.Key)
+		}
+	}
+}
+
+func TestCollectMalopsKeepsCursorWhenPublishFails(t *testing.T) {
+	r := newRig(t, 10, 5, cybereasontest.Options{})
+	cfg := r.config()
+	cfg.MalopsTopic = "topic.that.does.not.exist"
+	stage := r.stage(t, cfg, nil)
+
+	first, err := stage.CollectMalops(context.Background())
+	if err == nil {
+		t.Fatal("CollectMalops to a missing topic succeeded, want an error")
+	}
+	second, err := stage.CollectMalops(context.Background())
+	if err == nil {
+		t.Fatal("second CollectMalops to a missing topic succeeded, want an error")
+	}
+	if !second.From.Equal(first.From) {
+		t.Errorf("window start moved from %s to %s after a failed publish", first.From, second.From)
+	}
+	if got := stage.Stats().MalopPolls; got != 0 {
+		t.Errorf("complete MalOp polls = %d, want 0", got)
+	}
+}
+
+func TestRunCollectsBothFeedsAtStart(t *testing.T) {
+	r := newRig(t, 40, 4, cybereasontest.Options{})
+	stage := r.stage(t, r.config(), nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(ctx, 10*time.Second) }()
+
+	kafkatest.WaitFor(t, func() bool {
+		stats := stage.Stats()
+		return stats.Inventories == 1 && stats.MalopPolls == 1
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	stats := stage.Stats()
+	if stats.SensorsPublished != 40 || stats.MalopsPublished != 4 {
+		t.Errorf("published %d sensors and %d MalOps, want 40 and 4", stats.SensorsPublished, stats.MalopsPublished)
+	}
+}
+
+// overlapProbe counts how many sensor inventories run at the same time.
+type overlapProbe struct {
+	source.Client
+	active, max atomic.Int32
+}
+
+func (p *overlapProbe) QuerySensors(ctx context.Context, fn func(cybereason.SensorPage) error) error {
+	n := p.active.Add(1)
+	defer p.active.Add(-1)
+	for {
+		current := p.max.Load()
+		if n <= current || p.max.CompareAndSwap(current, n) {
+			break
+		}
+	}
+	return p.Client.QuerySensors(ctx, fn)
+}
+
+func TestRunNeverOverlapsAnInventory(t *testing.T) {
+	// Three pages of 50 ms each make one inventory last far longer than the
+	// 5 ms interval, so every start while one runs must be skipped.
+	r := newRig(t, 300, 0, cybereasontest.Options{PageDelay: 50 * time.Millisecond})
+	cfg := r.config()
+	cfg.SensorsInterval = 5 * time.Millisecond
+	probe := &overlapProbe{Client: r.client}
+	stage := r.stage(t, cfg, probe)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(ctx, 10*time.Second) }()
+
+	kafkatest.WaitFor(t, func() bool { return stage.Stats().Inventories >= 3 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	if got := probe.max.Load(); got != 1 {
+		t.Errorf("at most %d inventories ran at once, want 1", got)
+	}
+}
+
+func TestNewNamesEveryBadSetting(t *testing.T) {
+	r := newRig(t, 1, 0, cybereasontest.Options{})
+	cfg := source.Config{MalopsOverlap: -time.Second}
+
+	_, err := source.New(cfg, r.client, r.writer, nil)
+	if err == nil {
+		t.Fatal("New with an empty config succeeded")
+	}
+	for _, name := range []string{"ConsoleURL", "Tenant", "SensorsTopic", "MalopsTopic", "SensorsInterval", "MalopsInterval", "MalopsLookback", "MalopsOverlap"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+}
+
+func assertEvent(t *testing.T, event sink.Event, eventType, key, eventSource string) {
+	t.Helper()
+	if event.Type != eventType {
+		t.Errorf("event type %q, want %q", event.Type, eventType)
+	}
+	if event.Subject != key {
+		t.Errorf("event subject %q, want the key %q", event.Subject, key)
+	}
+	if event.Tenant != tenantID {
+		t.Errorf("event tenant %q, want %q", event.Tenant, tenantID)
+	}
+	if event.Source != eventSource {
+		t.Errorf("event source %q, want %q", event.Source, eventSource)
+	}
+	if !strings.HasPrefix(event.ID, key+"#") {
+		t.Errorf("event id %q does not start with the key", event.ID)
+	}
+}
+
+func assertCursorIsNewestUpdate(t *testing.T, malops []json.RawMessage, cursor time.Time) {
+	t.Helper()
+	var newest int64
+	for _, raw := range malops {
+		var malop struct {
+			LastUpdateTime int64 `json:"lastUpdateTime"`
+		}
+		if err := json.Unmarshal(raw, &malop); err != nil {
+			t.Fatal(err)
+		}
+		newest = max(newest, malop.LastUpdateTime)
+	}
+	if cursor.UnixMilli() != newest {
+		t.Errorf("cursor %d, want the newest lastUpdateTime %d", cursor.UnixMilli(), newest)
+	}
+}
