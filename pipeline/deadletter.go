@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 
@@ -26,7 +27,7 @@ const (
 const DeadLetterSuffix = ".dlq"
 
 // maxErrorBytes caps the dlq_error header, because some errors list every
-// failing field of a record.
+// failing field of a record. A longer error is cut and ends in "...".
 const maxErrorBytes = 4096
 
 // deadLetter returns the message that carries msg to its dead-letter topic:
@@ -41,7 +42,12 @@ func deadLetter(msg *kafka.Message, stage string, cause error) kafka.Message {
 	}
 	reason := cause.Error()
 	if len(reason) > maxErrorBytes {
-		reason = reason[:maxErrorBytes] + "..."
+		// Cut at a rune boundary, so that the header stays valid UTF-8.
+		cut := maxErrorBytes
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut] + "..."
 	}
 	headers = append(headers,
 		kafka.Header{Key: HeaderDLQError, Value: []byte(reason)},

@@ -14,19 +14,8 @@ import (
 	"unicode"
 
 	"github.com/segmentio/kafka-go"
-)
 
-// CloudEvents header names of the message contract.
-const (
-	headerSpecVersion = "ce_specversion"
-	headerID          = "ce_id"
-	headerSource      = "ce_source"
-	headerType        = "ce_type"
-	headerTime        = "ce_time"
-	headerSubject     = "ce_subject"
-	headerTenant      = "ce_tenant"
-	headerDataSchema  = "ce_dataschema"
-	headerContentType = "content-type"
+	"github.com/oversoc/cybereason-connector/sink"
 )
 
 // envelope is the part of a raw message's CloudEvents headers that enrich uses.
@@ -44,38 +33,38 @@ func parseEnvelope(headers []kafka.Header, wantType string) (envelope, error) {
 	var env envelope
 	var problems []string
 
-	if got, ok := header(headers, headerType); ok && got != wantType {
-		problems = append(problems, fmt.Sprintf("%s is %q, expected %q", headerType, got, wantType))
+	if got, ok := header(headers, sink.HeaderType); ok && got != wantType {
+		problems = append(problems, fmt.Sprintf("%s is %q, expected %q", sink.HeaderType, got, wantType))
 	}
 
-	env.source, _ = header(headers, headerSource)
+	env.source, _ = header(headers, sink.HeaderSource)
 	var sourceHost string
 	if env.source == "" {
-		problems = append(problems, "missing "+headerSource)
+		problems = append(problems, "missing "+sink.HeaderSource)
 	} else if u, err := url.Parse(env.source); err == nil && u.IsAbs() && u.Host != "" {
 		sourceHost = strings.ToLower(u.Hostname())
 		env.consoleBase = u.Scheme + "://" + u.Host
 	}
 
-	env.time, _ = header(headers, headerTime)
+	env.time, _ = header(headers, sink.HeaderTime)
 	if env.time == "" {
-		problems = append(problems, "missing "+headerTime)
+		problems = append(problems, "missing "+sink.HeaderTime)
 	} else if t, err := time.Parse(time.RFC3339Nano, env.time); err != nil {
-		problems = append(problems, fmt.Sprintf("invalid %s %q: expected RFC 3339", headerTime, env.time))
+		problems = append(problems, fmt.Sprintf("invalid %s %q: expected RFC 3339", sink.HeaderTime, env.time))
 	} else if t.UnixMilli() < 1 {
-		problems = append(problems, fmt.Sprintf("invalid %s %q: before 1970", headerTime, env.time))
+		problems = append(problems, fmt.Sprintf("invalid %s %q: before 1970", sink.HeaderTime, env.time))
 	} else {
 		env.pollTime = t
 	}
 
-	tenant, _ := header(headers, headerTenant)
-	tenantOrigin := headerTenant
+	tenant, _ := header(headers, sink.HeaderTenant)
+	tenantOrigin := sink.HeaderTenant
 	if tenant == "" {
-		tenant, tenantOrigin = sourceHost, "the host of "+headerSource
+		tenant, tenantOrigin = sourceHost, "the host of "+sink.HeaderSource
 	}
 	if tenant == "" {
 		if env.source != "" {
-			problems = append(problems, fmt.Sprintf("missing %s, and %s %q has no host name", headerTenant, headerSource, env.source))
+			problems = append(problems, fmt.Sprintf("missing %s, and %s %q has no host name", sink.HeaderTenant, sink.HeaderSource, env.source))
 		}
 	} else if err := checkTenant(tenant); err != nil {
 		problems = append(problems, fmt.Sprintf("invalid tenant %q from %s: %v", tenant, tenantOrigin, err))

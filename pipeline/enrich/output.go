@@ -8,6 +8,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/oversoc/cybereason-connector/schemas"
+	"github.com/oversoc/cybereason-connector/sink"
 )
 
 // recordMessage encodes a record, gives it its id and validates it. The id, used as metadata.uid and
@@ -37,15 +38,15 @@ func (s *Stage) recordMessage(kind schemas.Kind, topic, eventType, uid string, r
 		Key:   []byte(uid),
 		Value: value,
 		Headers: []kafka.Header{
-			{Key: headerSpecVersion, Value: []byte("1.0")},
-			{Key: headerID, Value: []byte(id)},
-			{Key: headerSource, Value: []byte(env.source)},
-			{Key: headerType, Value: []byte(eventType)},
-			{Key: headerTime, Value: []byte(env.time)},
-			{Key: headerSubject, Value: []byte(uid)},
-			{Key: headerTenant, Value: []byte(env.tenant)},
-			{Key: headerDataSchema, Value: []byte(schemas.SchemaID(kind))},
-			{Key: headerContentType, Value: []byte("application/json")},
+			{Key: sink.HeaderSpecVersion, Value: []byte(sink.SpecVersion)},
+			{Key: sink.HeaderID, Value: []byte(id)},
+			{Key: sink.HeaderSource, Value: []byte(env.source)},
+			{Key: sink.HeaderType, Value: []byte(eventType)},
+			{Key: sink.HeaderTime, Value: []byte(env.time)},
+			{Key: sink.HeaderSubject, Value: []byte(uid)},
+			{Key: sink.HeaderTenant, Value: []byte(env.tenant)},
+			{Key: sink.HeaderDataSchema, Value: []byte(schemas.SchemaID(kind))},
+			{Key: sink.HeaderContentType, Value: []byte(sink.ContentType)},
 		},
 	}, nil
 }

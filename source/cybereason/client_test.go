@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -157,6 +158,7 @@ func TestLoginJudgesRedirectTarget(t *testing.T) {
 		{"success", http.StatusFound, "/#/current?", "", "", false},
 		{"back to the login page", http.StatusFound, "/login.html", "", "redirected to /login.html", true},
 		{"absolute error URL", http.StatusFound, "https://acme.example/login.html?error=1", "", "error=1", true},
+		{"error URL with a session id", http.StatusFound, "/login.html;jsessionid=" + sessionValue + "?error", "", "/login.html;jsessionid=REDACTED?error", true},
 		{"password reset", http.StatusFound, "/reset.html", "", "password has expired", true},
 		{"redirect without Location", http.StatusFound, "", "", "without a Location", false},
 		{"login page by title", http.StatusOK, "", "<html><title>Cybereason | Login</title></html>", "login page", true},
@@ -167,7 +169,7 @@ func TestLoginJudgesRedirectTarget(t *testing.T) {
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
 			server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: "0123456789ABCDEF0123456789ABCDEF", Path: "/"})
+				http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: sessionValue, Path: "/"})
 				if test.location != "" {
 					w.Header().Set("Location", test.location)
 				}
@@ -192,7 +194,43 @@ func TestLoginJudgesRedirectTarget(t *testing.T) {
 			if errors.Is(err, cybereason.ErrCredentialsRejected) != test.rejected {
 				t.Errorf("errors.Is(err, ErrCredentialsRejected) = %t, want %t", !test.rejected, test.rejected)
 			}
+			if strings.Contains(err.Error(), sessionValue) {
+				t.Errorf("error %q contains the session id", err)
+			}
 		})
+	}
+}
+
+// sessionValue is the JSESSIONID that the hand-written consoles of these tests set.
+const sessionValue = "0123456789ABCDEF0123456789ABCDEF"
+
+// TestSessionIDInRedirectHidden checks a console that appends the session id to the login
+// redirect of an expired session, as servlet containers do when they rewrite URLs.
+func TestSessionIDInRedirectHidden(t *testing.T) {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: sessionValue, Path: "/"})
+		location := "/#/current?"
+		if r.URL.Path != "/login.html" {
+			location = "/login.html;jsessionid=" + sessionValue
+		}
+		w.Header().Set("Location", location)
+		w.WriteHeader(http.StatusFound)
+	}))
+	t.Cleanup(server.Close)
+	var logs syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	client := newClient(t, server.URL, testPassword, nil, logger)
+
+	err := client.QuerySensors(context.Background(), func(cybereason.SensorPage) error { return nil })
+
+	if err == nil || !strings.Contains(err.Error(), "/login.html;jsessionid=REDACTED") {
+		t.Fatalf("QuerySensors error %v, want one naming the redirect with the session id hidden", err)
+	}
+	if strings.Contains(err.Error(), sessionValue) {
+		t.Errorf("error %q contains the session id", err)
+	}
+	if output := logs.String(); !strings.Contains(output, "logging in again") || strings.Contains(output, sessionValue) {
+		t.Errorf("logs lack the new login or contain the session id:\n%s", output)
 	}
 }
 
@@ -256,26 +294,58 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// sessionRecorder serves a fake console and records every JSESSIONID value it sets.
+type sessionRecorder struct {
+	console *cybereasontest.Console
+	mu      sync.Mutex
+	issued  []string
+}
+
+func (s *sessionRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.console.ServeHTTP(w, r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cookie := range (&http.Response{Header: w.Header()}).Cookies() {
+		if cookie.Name == "JSESSIONID" {
+			s.issued = append(s.issued, cookie.Value)
+		}
+	}
+}
+
+func (s *sessionRecorder) sessionIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.issued)
+}
+
 func TestLogsHoldNoSecrets(t *testing.T) {
-	console := startConsole(t, cybereasontest.GenerateTenant(1, 30, 5, testNow))
+	recorder := &sessionRecorder{console: cybereasontest.NewHandler(cybereasontest.GenerateTenant(1, 30, 5, testNow),
+		cybereasontest.Options{Username: testUser, Password: testPassword})}
+	server := httptest.NewServer(recorder)
+	t.Cleanup(server.Close)
 	var logs syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	client := newClient(t, console.URL, testPassword, func(c *cybereason.Config) { c.PageSize = 10 }, logger)
+	client := newClient(t, server.URL, testPassword, func(c *cybereason.Config) { c.PageSize = 10 }, logger)
 	ctx := context.Background()
 
-	console.ExpireSessionsAfterPages(1)
+	recorder.console.ExpireSessionsAfterPages(1)
 	if err := client.QuerySensors(ctx, func(cybereason.SensorPage) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	rejected := newClient(t, console.URL, "wrong-"+testPassword, nil, logger)
-	if err := rejected.Login(ctx); err == nil {
+	rejected := newClient(t, server.URL, "wrong-"+testPassword, nil, logger)
+	loginErr := rejected.Login(ctx)
+	if loginErr == nil {
 		t.Fatal("login with a wrong password succeeded")
 	}
 
-	output := logs.String()
-	for _, secret := range []string{testPassword, "JSESSIONID="} {
+	output := logs.String() + "\n" + loginErr.Error()
+	sessions := recorder.sessionIDs()
+	if len(sessions) < 3 {
+		t.Fatalf("the console set %d session cookies, want at least 3 (two logins and a redirect)", len(sessions))
+	}
+	for _, secret := range append([]string{testPassword, "JSESSIONID="}, sessions...) {
 		if strings.Contains(output, secret) {
-			t.Errorf("logs contain %q:\n%s", secret, output)
+			t.Errorf("logs or the login error contain %q:\n%s", secret, output)
 		}
 	}
 	for _, event := range []string{"logged in to Cybereason console", "logging in again", "Cybereason login failed", "received Cybereason sensors page"} {

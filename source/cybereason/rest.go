@@ -163,9 +163,9 @@ func (c *Client) readResponse(resp *http.Response, call restCall) error {
 	case isRedirect(resp.StatusCode):
 		location := resp.Header.Get("Location")
 		if isLoginLocation(location) {
-			return fmt.Errorf("%w: redirected to %s", errNotLoggedIn, location)
+			return fmt.Errorf("%w: redirected to %s", errNotLoggedIn, redactSessionID(location))
 		}
-		return fmt.Errorf("returned an unexpected redirect %s to %q", resp.Status, location)
+		return fmt.Errorf("returned an unexpected redirect %s to %q", resp.Status, redactSessionID(location))
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		return newStatusError(call.method, call.endpoint, resp, c.maxBody)
 	}

@@ -51,12 +51,23 @@ type sensorsFilter struct {
 type sensorsResponse struct {
 	TotalResults   flexInt            `json:"totalResults"`
 	Sensors        *[]json.RawMessage `json:"sensors"`
-	HasMoreResults flexBool           `json:"hasMoreResults"`
+	HasMoreResults *flexBool          `json:"hasMoreResults"`
+}
+
+// more reports whether more pages follow the page of this response. Without hasMoreResults, a
+// full page counts as followed by more, so a console that leaves the member out still returns its
+// whole inventory. Paging then stops at the first empty or partial page.
+func (r sensorsResponse) more(pageSize int) bool {
+	if r.HasMoreResults != nil {
+		return bool(*r.HasMoreResults)
+	}
+	return r.Sensors != nil && len(*r.Sensors) >= pageSize
 }
 
 // QuerySensors reads the whole sensor inventory page by page, with page indexes 0, 1, 2, and so
 // on, and calls fn once for each non-empty page, in order. Only one page is held in memory at a
-// time. Paging ends when the console reports hasMoreResults false or returns an empty page.
+// time. Paging ends when the console reports hasMoreResults false or returns an empty page. A
+// response without hasMoreResults counts as reporting more results when its page is full.
 //
 // It stops with ErrTooManyPages after MaxPages pages that all reported more results, and with
 // ErrPageRepeated when a page has the same sensorIds as the page before. When the session expires
@@ -134,7 +145,7 @@ func (c *Client) sensorsPage(ctx context.Context, index int) (SensorPage, bool, 
 		}
 		page.Sensors = append(page.Sensors, sensor)
 	}
-	return page, bool(response.HasMoreResults), nil
+	return page, response.more(c.pageSize), nil
 }
 
 // parseSensor reads the sensorId of a sensor object and removes its iconBase64 member.

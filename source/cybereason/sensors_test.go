@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -309,5 +310,81 @@ func TestConcurrentCallsLogInAgainOnce(t *testing.T) {
 	}
 	if stats := console.Stats(); stats.Logins != 2 {
 		t.Errorf("console counted %d logins, want 2 (the first and one shared re-login)", stats.Logins)
+	}
+}
+
+// startPagingConsole starts a console that accepts every login and serves sensors pages of the
+// sensorIds s0 to s(sensors-1). The sensors query response has hasMoreResults only when
+// withMore is set. It returns the console URL and a function that lists the page indexes
+// requested.
+func startPagingConsole(t *testing.T, sensors int, withMore bool) (string, func() []int) {
+	t.Helper()
+	var mu sync.Mutex
+	var requested []int
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/login.html" {
+			http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: "0123456789ABCDEF0123456789ABCDEF", Path: "/"})
+			w.Header().Set("Location", "/#/current?")
+			w.WriteHeader(http.StatusFound)
+			return
+		}
+		var query struct{ Limit, Offset int }
+		if err := json.NewDecoder(r.Body).Decode(&query); err != nil || query.Limit < 1 {
+			http.Error(w, "invalid sensors query", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		requested = append(requested, query.Offset)
+		mu.Unlock()
+
+		response := map[string]any{"totalResults": sensors}
+		page := []map[string]string{}
+		for i := query.Offset * query.Limit; i < min((query.Offset+1)*query.Limit, sensors); i++ {
+			page = append(page, map[string]string{"sensorId": fmt.Sprintf("s%d", i)})
+		}
+		response["sensors"] = page
+		if withMore {
+			response["hasMoreResults"] = (query.Offset+1)*query.Limit < sensors
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(response)
+	}))
+	t.Cleanup(server.Close)
+	return server.URL, func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(requested)
+	}
+}
+
+func TestQuerySensorsWithoutHasMoreResults(t *testing.T) {
+	tests := []struct {
+		name      string
+		sensors   int
+		withMore  bool
+		wantPages []int // page indexes requested
+	}{
+		{"flag present", 25, true, []int{0, 1, 2}},
+		{"flag missing, last page partial", 25, false, []int{0, 1, 2}},
+		{"flag missing, last page full", 20, false, []int{0, 1, 2}},
+		{"flag missing, one partial page", 4, false, []int{0}},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			url, requested := startPagingConsole(t, test.sensors, test.withMore)
+			client := newClient(t, url, testPassword, func(c *cybereason.Config) { c.PageSize = 10 }, nil)
+
+			result, err := querySensors(t, client)
+			if err != nil {
+				t.Fatalf("QuerySensors: %v", err)
+			}
+
+			if len(result.ids) != test.sensors {
+				t.Errorf("got %d sensors, want all %d", len(result.ids), test.sensors)
+			}
+			if got := requested(); !slices.Equal(got, test.wantPages) {
+				t.Errorf("requested pages %v, want %v", got, test.wantPages)
+			}
+		})
 	}
 }

@@ -184,9 +184,9 @@ func (c *Client) checkLoginRedirect(location string) error {
 		return fmt.Errorf("POST %s returned a redirect without a Location header", loginPath)
 	case strings.Contains(strings.ToLower(location), "reset"):
 		return fmt.Errorf("%w for user %q: the password has expired and must be changed in the console (redirected to %s)",
-			ErrCredentialsRejected, c.username, location)
+			ErrCredentialsRejected, c.username, redactSessionID(location))
 	case isLoginLocation(location) || strings.Contains(strings.ToLower(location), "error"):
-		return fmt.Errorf("%w for user %q (redirected to %s)", ErrCredentialsRejected, c.username, location)
+		return fmt.Errorf("%w for user %q (redirected to %s)", ErrCredentialsRejected, c.username, redactSessionID(location))
 	}
 	return nil
 }
@@ -204,9 +204,26 @@ func sessionCookies(resp *http.Response, location string) ([]*http.Cookie, error
 		hasSession = hasSession || cookie.Name == sessionCookie
 	}
 	if !hasSession {
-		return nil, fmt.Errorf("POST %s redirected to %s but set no %s cookie", loginPath, location, sessionCookie)
+		return nil, fmt.Errorf("POST %s redirected to %s but set no %s cookie", loginPath, redactSessionID(location), sessionCookie)
 	}
 	return cookies, nil
+}
+
+// redactSessionID hides the session ids that a servlet console may append to the path of a
+// redirect target as ";jsessionid=<id>" (URL rewriting), so that the target can be quoted in
+// errors and logs.
+func redactSessionID(location string) string {
+	const parameter = ";jsessionid="
+	start := strings.Index(strings.ToLower(location), parameter)
+	if start < 0 {
+		return location
+	}
+	valueStart := start + len(parameter)
+	valueEnd := len(location)
+	if n := strings.IndexAny(location[valueStart:], "?#;/"); n >= 0 {
+		valueEnd = valueStart + n
+	}
+	return location[:valueStart] + "REDACTED" + redactSessionID(location[valueEnd:])
 }
 
 // isLoginLocation reports whether a redirect target is the console's login page.

@@ -84,7 +84,7 @@ var protectionToggles = []toggle{
 // Advance moves the tenant to its next state at now and returns what changed:
 //   - up to 3 sensors change a protection feature, and up to 3 other sensors flip between Online
 //     and Offline;
-//   - one sensor disappears;
+//   - one more sensor disappears, so each sensor takes part in one change at most;
 //   - one open MalOp gets a new machine, or is escalated, and lastUpdateTime now;
 //   - another open MalOp closes at now;
 //   - one new MalOp appears, created and updated at now.
@@ -99,11 +99,19 @@ func (t *Tenant) Advance(now time.Time) Changes {
 	changes := Changes{Time: now}
 	nowMs := now.UnixMilli()
 	order := t.random.Perm(len(t.sensors))
-	touched := make(map[int]bool)
 
+	// Each sensor takes part in one change at most, so that no sensor is reported as changed and
+	// removed in the same step. The sensor to remove is set aside first, because a small tenant
+	// may have no other sensor left once the other changes have picked theirs.
+	touched := make(map[int]bool)
+	removed := -1
+	if len(order) > 0 {
+		removed = order[len(order)-1]
+		touched[removed] = true
+	}
 	changes.ProtectionChanges = t.changeProtection(order, touched)
 	changes.StatusChanges = t.flipStatuses(order, touched, nowMs)
-	changes.RemovedSensor = t.removeSensor(order, touched)
+	changes.RemovedSensor = t.removeSensor(removed)
 
 	open := t.openMalops()
 	if len(open) > 0 {
@@ -131,6 +139,9 @@ func (t *Tenant) changeProtection(order []int, touched map[int]bool) []SensorCha
 		if len(changes) == changesPerKind {
 			break
 		}
+		if touched[index] {
+			continue
+		}
 		sensor, err := parseObject(t.sensors[index].raw)
 		if err != nil {
 			continue
@@ -152,25 +163,28 @@ func (t *Tenant) changeProtection(order []int, touched map[int]bool) []SensorCha
 	return changes
 }
 
-// pickToggle chooses a protection feature the sensor has as a string, preferring one that is
-// not off.
+// pickToggle chooses a protection feature of the sensor to turn off, or one to turn on when all
+// its features are off. A feature that is unset (""), not installed or in an unknown state is
+// never chosen, because a console would not report it as switched on or off.
 func (t *Tenant) pickToggle(sensor *object) (toggle, bool) {
-	var present, notOff []toggle
+	var on, off []toggle
 	for _, feature := range protectionToggles {
 		value, ok := sensor.get(feature.field)
 		if !ok || !strings.HasPrefix(string(value), `"`) {
 			continue
 		}
-		present = append(present, feature)
-		if sensor.text(feature.field) != feature.off {
-			notOff = append(notOff, feature)
+		switch text := sensor.text(feature.field); {
+		case text == feature.off:
+			off = append(off, feature)
+		case text != "" && !strings.Contains(text, "NOT_INSTALLED") && !strings.Contains(text, "UNKNOWN"):
+			on = append(on, feature)
 		}
 	}
 	switch {
-	case len(notOff) > 0:
-		return notOff[t.random.IntN(len(notOff))], true
-	case len(present) > 0:
-		return present[t.random.IntN(len(present))], true
+	case len(on) > 0:
+		return on[t.random.IntN(len(on))], true
+	case len(off) > 0:
+		return off[t.random.IntN(len(off))], true
 	}
 	return toggle{}, false
 }
@@ -241,20 +255,14 @@ func applyUpdates(o *object, updates []memberUpdate) error {
 	return nil
 }
 
-// removeSensor removes a sensor that did not change in this step, or any sensor when all did.
-func (t *Tenant) removeSensor(order []int, touched map[int]bool) string {
-	if len(order) == 0 {
+// removeSensor removes the sensor at index and returns its sensorId, or returns "" when index
+// is negative.
+func (t *Tenant) removeSensor(index int) string {
+	if index < 0 {
 		return ""
 	}
-	victim := order[len(order)-1]
-	for i := len(order) - 1; i >= 0; i-- {
-		if !touched[order[i]] {
-			victim = order[i]
-			break
-		}
-	}
-	id := t.sensors[victim].id
-	t.sensors = slices.Delete(t.sensors, victim, victim+1)
+	id := t.sensors[index].id
+	t.sensors = slices.Delete(t.sensors, index, index+1)
 	return id
 }
 

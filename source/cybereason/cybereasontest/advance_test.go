@@ -3,6 +3,7 @@ package cybereasontest_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -142,6 +143,59 @@ func TestAdvanceChangesTenant(t *testing.T) {
 
 	if summary := changes.String(); !strings.Contains(summary, changes.RemovedSensor+" removed") {
 		t.Errorf("summary %q does not name the removed sensor", summary)
+	}
+}
+
+func TestAdvanceChangesDistinctSensors(t *testing.T) {
+	tests := []struct {
+		name    string
+		sensors int
+	}{
+		{"one sensor", 1},
+		{"three sensors", 3},
+		{"five sensors", 5},
+		{"seven sensors", 7},
+		{"three hundred sensors", 300},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			for seed := int64(1); seed <= 20; seed++ {
+				tenant := cybereasontest.GenerateTenant(seed, test.sensors, 3, testNow)
+				for step := 1; step <= 3; step++ {
+					hadSensors := tenant.SensorCount() > 0
+					changes := tenant.Advance(testNow.Add(time.Duration(step) * time.Hour))
+					checkDistinctSensors(t, changes, hadSensors, fmt.Sprintf("seed %d, step %d", seed, step))
+				}
+			}
+		})
+	}
+}
+
+// checkDistinctSensors fails when one sensor takes part in two changes of one Advance, when a
+// tenant with sensors lost none, or when a protection change starts from a feature that is unset
+// or not installed.
+func checkDistinctSensors(t *testing.T, changes cybereasontest.Changes, hadSensors bool, step string) {
+	t.Helper()
+	kinds := map[string][]string{}
+	for _, change := range changes.ProtectionChanges {
+		kinds[change.SensorID] = append(kinds[change.SensorID], "protection")
+		if change.From == "" || strings.Contains(change.From, "NOT_INSTALLED") || strings.Contains(change.From, "UNKNOWN") {
+			t.Errorf("%s: sensor %s: %s changed from %q, a value that is neither on nor off", step, change.SensorID, change.Field, change.From)
+		}
+	}
+	for _, change := range changes.StatusChanges {
+		kinds[change.SensorID] = append(kinds[change.SensorID], "status")
+	}
+	if changes.RemovedSensor != "" {
+		kinds[changes.RemovedSensor] = append(kinds[changes.RemovedSensor], "removal")
+	}
+	for id, list := range kinds {
+		if len(list) > 1 {
+			t.Errorf("%s: sensor %s takes part in %d changes (%s): %v", step, id, len(list), strings.Join(list, ", "), changes)
+		}
+	}
+	if hadSensors && changes.RemovedSensor == "" {
+		t.Errorf("%s: no sensor removed: %v", step, changes)
 	}
 }
 

@@ -57,13 +57,6 @@ func (c *Console) Stats() Stats {
 	return stats
 }
 
-// ResetStats sets every counter to zero.
-func (c *Console) ResetStats() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.stats = newStats()
-}
-
 // ExpireSessions ends every session now, as if their 8 hours had passed. The next /rest request
 // of each client is redirected to the login page.
 func (c *Console) ExpireSessions() {

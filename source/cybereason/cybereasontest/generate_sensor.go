@@ -184,10 +184,15 @@ func (g *generator) sensor(index int) sensorDoc {
 	return doc
 }
 
+// macVendorPrefixes are organizationally unique identifiers of common NIC and
+// hypervisor vendors.
+var macVendorPrefixes = []string{"005056", "000C29", "080027", "3C5282", "F8B156", "A4BB6D", "D89EF3", "00155D"}
+
 func (g *generator) identity(doc *sensorDoc, osType string, index int) {
 	server := pick(g, g.servers)
 	host := g.hostname(osType, index)
-	mac := strings.ToUpper(g.hex(12))
+	// A vendor prefix keeps the address unicast and real-looking.
+	mac := pick(g, macVendorPrefixes) + strings.ToUpper(g.hex(6))
 
 	doc.OSType = osType
 	doc.MachineName = host

@@ -21,14 +21,7 @@ func NewServer(t *Tenant, opts Options) *Server {
 	return &Server{Console: console, URL: server.URL, server: server}
 }
 
-// NewTLSServer starts an HTTPS fake console with a self-signed certificate, which Client trusts.
-func NewTLSServer(t *Tenant, opts Options) *Server {
-	console := NewHandler(t, opts)
-	server := httptest.NewTLSServer(console)
-	return &Server{Console: console, URL: server.URL, server: server}
-}
-
-// Client returns an HTTP client for the server, which trusts its certificate when it uses TLS.
+// Client returns an HTTP client configured for the server.
 func (s *Server) Client() *http.Client {
 	return s.server.Client()
 }
