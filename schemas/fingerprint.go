@@ -11,9 +11,10 @@ import (
 	"strings"
 )
 
-// VolatileFields returns the JSON pointers of the fields that Fingerprint leaves out for a kind:
-// values that change between polls of an unchanged entity (poll and processing times, last contact,
-// online/offline flapping with the service status that follows it, machine load, signature versions). It returns nil for an unknown kind.
+// VolatileFields returns the JSON pointers of the fields that Fingerprint leaves out for a kind.
+// These values change between polls of an unchanged entity: poll and processing times, last
+// contact, online/offline flapping with the service status that follows it, machine load and
+// signature versions. It returns nil for an unknown kind.
 // README.md in this folder lists the same table; keep both in step.
 func VolatileFields(kind Kind) []string {
 	switch kind {
@@ -52,10 +53,14 @@ func VolatileFields(kind Kind) []string {
 		}
 	case KindFinding:
 		// The machines' connected and lastConnected values are volatile too, but enrich never
-		// copies them into a finding, so they need no entry here.
+		// copies them into a finding, so they need no entry here. A device's uid and asset_uid
+		// link it to an asset only when the enrich instance has seen that asset's sensor, which
+		// depends on processing order, so they are left out: uid_alt identifies the device.
 		return []string{
 			"/metadata/uid",
 			"/metadata/processed_time",
+			"/devices/*/uid",
+			"/devices/*/asset_uid",
 		}
 	}
 	return nil
@@ -102,9 +107,10 @@ func decodeObject(value []byte) (map[string]any, error) {
 	return record, nil
 }
 
-// removePointer deletes the member that a JSON pointer of object keys names, if it exists. Objects
-// on the path that the removal leaves empty are removed too, so that a record which carried only
-// volatile values in, say, unmapped/cybereason fingerprints like one without unmapped at all.
+// removePointer deletes the member that a JSON pointer of object keys names, if it exists. A "*"
+// token stands for every element of an array. Objects on the path that the removal leaves empty
+// are removed too, so that a record which carried only volatile values in, say,
+// unmapped/cybereason fingerprints like one without unmapped at all.
 func removePointer(record map[string]any, pointer string) {
 	tokens := strings.Split(strings.TrimPrefix(pointer, "/"), "/")
 	for i, token := range tokens {
@@ -121,14 +127,29 @@ func removeTokens(object map[string]any, tokens []string) bool {
 		delete(object, name)
 		return ok
 	}
-	child, ok := object[name].(map[string]any)
-	if !ok || !removeTokens(child, tokens[1:]) {
-		return false
+
+	switch child := object[name].(type) {
+	case map[string]any:
+		if !removeTokens(child, tokens[1:]) {
+			return false
+		}
+		if len(child) == 0 {
+			delete(object, name)
+		}
+		return true
+	case []any:
+		if tokens[1] != "*" || len(tokens) < 3 {
+			return false
+		}
+		removed := false
+		for _, element := range child {
+			if elementObject, ok := element.(map[string]any); ok {
+				removed = removeTokens(elementObject, tokens[2:]) || removed
+			}
+		}
+		return removed
 	}
-	if len(child) == 0 {
-		delete(object, name)
-	}
-	return true
+	return false
 }
 
 // canonicalJSON encodes a decoded value with sorted object keys, no whitespace and no HTML escaping.

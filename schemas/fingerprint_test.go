@@ -149,29 +149,56 @@ func mustFingerprint(t *testing.T, kind Kind, value []byte) string {
 	return fingerprint
 }
 
+// isVolatile reports whether pointer is a volatile field or lies below one; a "*" token of a
+// volatile field matches any array index.
 func isVolatile(kind Kind, pointer string) bool {
+	tokens := splitPointer(pointer)
 	for _, volatile := range VolatileFields(kind) {
-		if pointer == volatile || strings.HasPrefix(pointer, volatile+"/") {
+		pattern := splitPointer(volatile)
+		if len(tokens) < len(pattern) {
+			continue
+		}
+		matched := true
+		for i, token := range pattern {
+			if token != tokens[i] && token != "*" {
+				matched = false
+				break
+			}
+		}
+		if matched {
 			return true
 		}
 	}
 	return false
 }
 
-// setCreating sets a member, creating the objects on its path that are missing.
+// setCreating sets a member, creating the objects on its path that are missing. A "*" token sets
+// the member in every element of an existing array.
 func setCreating(t *testing.T, record map[string]any, pointer string, value any) {
 	t.Helper()
-	tokens := splitPointer(pointer)
-	object := record
-	for _, token := range tokens[:len(tokens)-1] {
-		child, ok := object[token].(map[string]any)
-		if !ok {
-			child = map[string]any{}
-			object[token] = child
-		}
-		object = child
+	setTokens(record, splitPointer(pointer), value)
+}
+
+func setTokens(object map[string]any, tokens []string, value any) {
+	if len(tokens) == 1 {
+		object[tokens[0]] = value
+		return
 	}
-	object[tokens[len(tokens)-1]] = value
+	if tokens[1] == "*" {
+		elements, _ := object[tokens[0]].([]any)
+		for _, element := range elements {
+			if elementObject, ok := element.(map[string]any); ok {
+				setTokens(elementObject, tokens[2:], value)
+			}
+		}
+		return
+	}
+	child, ok := object[tokens[0]].(map[string]any)
+	if !ok {
+		child = map[string]any{}
+		object[tokens[0]] = child
+	}
+	setTokens(child, tokens[1:], value)
 }
 
 func splitPointer(pointer string) []string {

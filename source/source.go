@@ -111,9 +111,10 @@ type Stage struct {
 // Stats counts what the stage did since it was created.
 type Stats struct {
 	Inventories      int // complete sensor inventories
-	SensorsPublished int
+	SensorsPublished int // on the raw topic or, when rejected there, its dead-letter topic
 	MalopPolls       int // complete MalOp polls
-	MalopsPublished  int
+	MalopsPublished  int // on the raw topic or, when rejected there, its dead-letter topic
+	DeadLettered     int
 	FailedRuns       int
 }
 
@@ -168,7 +169,7 @@ func (s *Stage) CollectSensors(ctx context.Context) (InventoryReport, error) {
 		for _, sensor := range page.Sensors {
 			msgs = append(msgs, s.sensorMessage(sensor, start))
 		}
-		if err := s.publisher.Write(ctx, msgs...); err != nil {
+		if err := s.publish(ctx, msgs); err != nil {
 			return fmt.Errorf("publish sensors page %d: %w", page.Index, err)
 		}
 
@@ -220,7 +221,7 @@ func (s *Stage) CollectMalops(ctx context.Context) (MalopReport, error) {
 			newest = malop.LastUpdateTime
 		}
 	}
-	if err := s.publisher.Write(ctx, msgs...); err != nil {
+	if err := s.publish(ctx, msgs); err != nil {
 		return report, fmt.Errorf("publish %d malops: %w", len(msgs), err)
 	}
 
@@ -237,15 +238,28 @@ func (s *Stage) CollectMalops(ctx context.Context) (MalopReport, error) {
 	return report, nil
 }
 
+// windowStart returns the start of the next MalOp window. The cursor is a
+// console time, so when the console's clock runs ahead of this host's, the
+// start is kept before now: a window that ends before it starts is rejected
+// by the console, and the MalOps past now are read once this clock gets there.
 func (s *Stage) windowStart(now time.Time) time.Time {
+	var start time.Time
 	switch {
 	case !s.malopsCursor.IsZero():
-		return s.malopsCursor.Add(-s.cfg.MalopsOverlap)
+		start = s.malopsCursor.Add(-s.cfg.MalopsOverlap)
 	case !s.cfg.MalopsStart.IsZero():
-		return s.cfg.MalopsStart
+		start = s.cfg.MalopsStart
 	default:
-		return now.Add(-s.cfg.MalopsLookback)
+		start = now.Add(-s.cfg.MalopsLookback)
 	}
+
+	if start.After(now) {
+		clamped := now.Add(-max(s.cfg.MalopsOverlap, time.Minute))
+		s.logger.Warn("MalOp cursor is ahead of this host's clock; check both clocks",
+			"cursor", s.malopsCursor, "now", now, "window_start", clamped)
+		start = clamped
+	}
+	return start
 }
 
 func (s *Stage) sensorMessage(sensor cybereason.Sensor, polled time.Time) kafka.Message {

@@ -39,6 +39,11 @@ type rig struct {
 
 func newRig(t *testing.T, sensors, malops int, consoleOpts cybereasontest.Options) *rig {
 	t.Helper()
+	return newRigWithWriter(t, sensors, malops, consoleOpts, sink.Config{})
+}
+
+func newRigWithWriter(t *testing.T, sensors, malops int, consoleOpts cybereasontest.Options, writerCfg sink.Config) *rig {
+	t.Helper()
 	tenant := cybereasontest.GenerateTenant(7, sensors, malops, time.Now())
 	console := cybereasontest.NewServer(tenant, consoleOpts)
 	t.Cleanup(console.Close)
@@ -46,6 +51,8 @@ func newRig(t *testing.T, sensors, malops int, consoleOpts cybereasontest.Option
 	brokers := kafkatest.NewBroker(t,
 		embeddedkafka.Topic{Name: sensorsTopic, Partitions: 3},
 		embeddedkafka.Topic{Name: malopsTopic, Partitions: 3},
+		embeddedkafka.Topic{Name: sensorsTopic + ".dlq"},
+		embeddedkafka.Topic{Name: malopsTopic + ".dlq"},
 	)
 
 	client, err := cybereason.NewClient(cybereason.Config{
@@ -59,7 +66,9 @@ func newRig(t *testing.T, sensors, malops int, consoleOpts cybereasontest.Option
 	}
 	t.Cleanup(client.CloseIdleConnections)
 
-	writer, err := sink.NewWriter(sink.Config{Brokers: brokers, MissingTopicTimeout: 200 * time.Millisecond}, nil)
+	writerCfg.Brokers = brokers
+	writerCfg.MissingTopicTimeout = 200 * time.Millisecond
+	writer, err := sink.NewWriter(writerCfg, nil)
 	if err != nil {
 		t.Fatalf("NewWriter: %v", err)
 	}
@@ -224,6 +233,62 @@ func TestCollectMalopsKeepsCursorWhenPublishFails(t *testing.T) {
 	}
 	if got := stage.Stats().MalopPolls; got != 0 {
 		t.Errorf("complete MalOp polls = %d, want 0", got)
+	}
+}
+
+func TestCollectMalopsDeadLettersOversizedMalops(t *testing.T) {
+	// Every generated MalOp is larger than 1 KiB, so the writer rejects each.
+	r := newRigWithWriter(t, 10, 4, cybereasontest.Options{}, sink.Config{BatchBytes: 1024})
+	stage := r.stage(t, r.config(), nil)
+
+	report, err := stage.CollectMalops(context.Background())
+	if err != nil {
+		t.Fatalf("CollectMalops: %v", err)
+	}
+	assertCursorIsNewestUpdate(t, r.tenant.Malops(), report.Cursor)
+	if got := stage.Stats().DeadLettered; got != 4 {
+		t.Errorf("dead-lettered %d MalOps, want 4", got)
+	}
+
+	letters := kafkatest.ReadAll(t, r.brokers, malopsTopic+".dlq")
+	if len(letters) != 4 {
+		t.Fatalf("dead-letter topic has %d messages, want 4", len(letters))
+	}
+	for _, letter := range letters {
+		if letter.Value != nil {
+			t.Errorf("dead letter %s kept its %d-byte value, want none", letter.Key, len(letter.Value))
+		}
+		reason, _ := sink.HeaderValue(letter.Headers, "dlq_error")
+		if !strings.Contains(reason, "Message Size Too Large") {
+			t.Errorf("dead letter %s reason %q does not say the message is too large", letter.Key, reason)
+		}
+		if topic, _ := sink.HeaderValue(letter.Headers, "dlq_topic"); topic != malopsTopic {
+			t.Errorf("dead letter %s dlq_topic %q, want %q", letter.Key, topic, malopsTopic)
+		}
+		if _, err := sink.EventFromHeaders(letter.Headers); err != nil {
+			t.Errorf("dead letter %s lost its CloudEvents headers: %v", letter.Key, err)
+		}
+	}
+}
+
+func TestCollectMalopsConsoleClockAhead(t *testing.T) {
+	r := newRig(t, 10, 4, cybereasontest.Options{})
+	cfg := r.config()
+	// This host's clock runs two hours behind the console's.
+	cfg.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) }
+	stage := r.stage(t, cfg, nil)
+
+	if _, err := stage.CollectMalops(context.Background()); err != nil {
+		t.Fatalf("first CollectMalops: %v", err)
+	}
+	r.tenant.Advance(time.Now())
+
+	report, err := stage.CollectMalops(context.Background())
+	if err != nil {
+		t.Fatalf("CollectMalops with the cursor past this host's clock: %v", err)
+	}
+	if !report.From.Before(report.To) {
+		t.Errorf("window %s to %s ends before it starts", report.From, report.To)
 	}
 }
 

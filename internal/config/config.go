@@ -233,11 +233,7 @@ func (c *Cybereason) validate() []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
-	if c.URL == "" {
-		add("CYBEREASON_URL: missing; set the console base URL, e.g. https://acme.cybereason.net")
-	} else if parsed, err := url.Parse(c.URL); err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
-		add("CYBEREASON_URL: invalid value %q; expected an absolute http or https URL", c.URL)
-	}
+	problems = append(problems, c.validateURL()...)
 	if c.Username == "" {
 		add("CYBEREASON_USERNAME: missing")
 	}
@@ -249,6 +245,9 @@ func (c *Cybereason) validate() []string {
 		add("CYBEREASON_PASSWORD or CYBEREASON_PASSWORD_FILE: missing; set one of them")
 	}
 
+	if strings.Contains(c.Tenant, ":") {
+		add("CYBEREASON_TENANT: invalid value %q; it is part of record keys and must not contain ':'", c.Tenant)
+	}
 	if c.PageSize < 1 || c.PageSize > 1000 {
 		add("CYBEREASON_PAGE_SIZE: must be between 1 and 1000, got %d", c.PageSize)
 	}
@@ -259,6 +258,25 @@ func (c *Cybereason) validate() []string {
 		add("CYBEREASON_REQUEST_TIMEOUT: must be positive, got %s", c.RequestTimeout)
 	}
 	return problems
+}
+
+// validateURL checks CYBEREASON_URL. A URL with a user or password is
+// rejected and never echoed, because it would put the credential in logs.
+func (c *Cybereason) validateURL() []string {
+	if c.URL == "" {
+		return []string{"CYBEREASON_URL: missing; set the console base URL, e.g. https://acme.cybereason.net"}
+	}
+
+	parsed, err := url.Parse(c.URL)
+	switch {
+	case err == nil && parsed.User != nil:
+		return []string{"CYBEREASON_URL: must not contain a user or password; set CYBEREASON_USERNAME and CYBEREASON_PASSWORD_FILE instead"}
+	case err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "":
+		return []string{fmt.Sprintf("CYBEREASON_URL: invalid value %q; expected an absolute http or https URL", c.URL)}
+	case c.Tenant == "" && strings.Contains(parsed.Hostname(), ":"):
+		return []string{fmt.Sprintf("CYBEREASON_TENANT: missing; the console host %s is an IPv6 address, which cannot be a tenant id, so set one", parsed.Hostname())}
+	}
+	return nil
 }
 
 func (c *Config) validateStages() []string {

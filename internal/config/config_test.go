@@ -141,6 +141,50 @@ func TestLoadRejectsBothPasswordSources(t *testing.T) {
 	}
 }
 
+func TestLoadRejectsBadConsoleSettings(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		want     string
+		mustHide string
+	}{
+		{"credentials in URL", map[string]string{"CYBEREASON_URL": "https://api:hunter2@acme.cybereason.net"}, "CYBEREASON_URL: must not contain a user or password", "hunter2"},
+		{"IPv6 host without tenant", map[string]string{"CYBEREASON_URL": "https://[::1]:8443"}, "CYBEREASON_TENANT: missing", ""},
+		{"tenant with colon", map[string]string{"CYBEREASON_TENANT": "acme:prod"}, "CYBEREASON_TENANT: invalid value", ""},
+		{"scheme", map[string]string{"CYBEREASON_URL": "ftp://acme.cybereason.net"}, "CYBEREASON_URL: invalid value", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := validEnv()
+			for key, value := range tt.env {
+				env[key] = value
+			}
+
+			_, err := load(t, env)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load error = %v, want one containing %q", err, tt.want)
+			}
+			if tt.mustHide != "" && strings.Contains(err.Error(), tt.mustHide) {
+				t.Errorf("error reveals %q: %v", tt.mustHide, err)
+			}
+		})
+	}
+}
+
+func TestLoadIPv6ConsoleWithTenant(t *testing.T) {
+	env := validEnv()
+	env["CYBEREASON_URL"] = "https://[fd00::10]:8443"
+	env["CYBEREASON_TENANT"] = "acme-onprem"
+
+	cfg, err := load(t, env)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if cfg.Cybereason.Tenant != "acme-onprem" {
+		t.Errorf("tenant = %q, want acme-onprem", cfg.Cybereason.Tenant)
+	}
+}
+
 func TestLoadExplicitTenant(t *testing.T) {
 	env := validEnv()
 	env["CYBEREASON_TENANT"] = "acme-prod"

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/oversoc/cybereason-connector/internal/config"
@@ -77,7 +79,12 @@ func Run(ctx context.Context, opts Options, out io.Writer, logger *slog.Logger) 
 	fmt.Fprintf(out, "Cybereason connector demo\n  kafka    %s (in-process broker, %d partitions per topic)\n  console  %s (fake console, %s)\n",
 		broker.Addrs()[0], opts.Partitions, console.URL, tenantLabel)
 
-	malopsStart := tenant.OldestMalopTime().Add(-time.Minute)
+	// Published samples are years old, so the first window starts before the
+	// oldest MalOp rather than a lookback before now.
+	var malopsStart time.Time
+	if oldest := tenant.OldestMalopTime(); !oldest.IsZero() {
+		malopsStart = oldest.Add(-time.Minute)
+	}
 	stages, err := connector.Build(cfg, connector.Options{MalopsStart: malopsStart, ProductVersion: opts.Version}, logger)
 	if err != nil {
 		return err
@@ -181,6 +188,27 @@ func (o Options) validate() error {
 		return fmt.Errorf("invalid demo options: partitions must be positive, got %d", o.Partitions)
 	case o.Timeout <= 0:
 		return fmt.Errorf("invalid demo options: timeout must be positive, got %s", o.Timeout)
+	}
+	return checkRecordsFile(o.RecordsFile)
+}
+
+// checkRecordsFile rejects a records file that exists but is read-only or not
+// a regular file. The process may run as root, which may write anyway, and
+// the demo must not destroy a file that its owner protected.
+func checkRecordsFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("invalid demo options: records file: %w", err)
+	case !info.Mode().IsRegular():
+		return fmt.Errorf("invalid demo options: records file %s is not a regular file", path)
+	case info.Mode().Perm()&0o222 == 0:
+		return fmt.Errorf("invalid demo options: records file %s is read-only; choose another path", path)
 	}
 	return nil
 }

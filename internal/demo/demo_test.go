@@ -100,6 +100,8 @@ func TestDemoRejectsBadOptions(t *testing.T) {
 		{"no partitions", func(o *Options) { o.Partitions = 0 }, "partitions"},
 		{"no timeout", func(o *Options) { o.Timeout = 0 }, "timeout"},
 		{"missing tenant folder", func(o *Options) { o.TenantDir = filepath.Join(t.TempDir(), "absent") }, "absent"},
+		{"read-only records file", func(o *Options) { o.RecordsFile = readOnlyFile(t) }, "read-only"},
+		{"records file is a folder", func(o *Options) { o.RecordsFile = t.TempDir() }, "not a regular file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +112,28 @@ func TestDemoRejectsBadOptions(t *testing.T) {
 				t.Errorf("Run error = %v, want one naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func readOnlyFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "protected.json")
+	if err := os.WriteFile(path, []byte("[]"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestDemoWithoutMalops(t *testing.T) {
+	opts := Defaults()
+	opts.Sensors, opts.Malops, opts.Partitions = 10, 0, 1
+	output, records := runDemo(t, opts)
+
+	if !strings.Contains(output, "0 MalOps") {
+		t.Errorf("output does not report 0 MalOps:\n%s", output)
+	}
+	if got := len(keysByTopic(records)["oversoc.assets"]); got != 10 {
+		t.Errorf("%d distinct assets, want 10", got)
 	}
 }
 

@@ -1,0 +1,58 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/oversoc/cybereason-connector/pipeline"
+	"github.com/oversoc/cybereason-connector/sink"
+)
+
+// publish writes msgs. A message the broker can never accept as it is, such
+// as one that is too large, goes to its topic's dead-letter topic instead, so
+// one bad vendor object cannot hold back the rest of its feed. A dead letter
+// for a message that was too large carries no value. publish returns nil only
+// when every message is on its topic or its dead-letter topic.
+func (s *Stage) publish(ctx context.Context, msgs []kafka.Message) error {
+	err := s.publisher.Write(ctx, msgs...)
+	var rejected *sink.RejectedError
+	if err == nil || !errors.As(err, &rejected) {
+		return err
+	}
+
+	letters := make([]kafka.Message, 0, len(rejected.Messages))
+	for i := range rejected.Messages {
+		failure := &rejected.Messages[i]
+		if failure.Index < 0 || failure.Index >= len(msgs) {
+			return fmt.Errorf("publisher rejected message %d of %d: %w", failure.Index, len(msgs), failure)
+		}
+		s.logger.Error("publisher rejected a raw event; sending it to the dead-letter topic",
+			"topic", failure.Topic, "key", string(failure.Key), "error", failure)
+		letters = append(letters, deadLetter(msgs[failure.Index], failure))
+	}
+
+	if err := s.publisher.Write(ctx, letters...); err != nil {
+		return fmt.Errorf("publish %d dead letters: %w", len(letters), err)
+	}
+	s.count(func(st *Stats) { st.DeadLettered += len(letters) })
+	return nil
+}
+
+// deadLetter carries a raw event that was never written to <topic>.dlq, with
+// the reason in its headers. The event has no partition or offset yet, so
+// those headers are left out.
+func deadLetter(msg kafka.Message, failure *sink.MessageError) kafka.Message {
+	headers := append(msg.Headers[:len(msg.Headers):len(msg.Headers)],
+		kafka.Header{Key: pipeline.HeaderDLQError, Value: []byte(failure.Error())},
+		kafka.Header{Key: pipeline.HeaderDLQStage, Value: []byte("source")},
+		kafka.Header{Key: pipeline.HeaderDLQTopic, Value: []byte(msg.Topic)},
+	)
+	value := msg.Value
+	if errors.Is(failure.Err, kafka.MessageSizeTooLarge) {
+		value = nil
+	}
+	return kafka.Message{Topic: msg.Topic + pipeline.DeadLetterSuffix, Key: msg.Key, Value: value, Headers: headers}
+}
