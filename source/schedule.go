@@ -44,7 +44,7 @@ func (s *Stage) Run(ctx context.Context, stopTimeout time.Duration) error {
 		}
 	}
 
-	s.logger.Info("source started", "sensors_interval", s.cfg.SensorsInterval, "malops_interval", s.cfg.MalopsInterval)
+	s.logger.Info("source started", "sensors_interval", s.cfg.SensorsInterval.String(), "malops_interval", s.cfg.MalopsInterval.String())
 	scheduler.Start()
 	<-ctx.Done()
 

@@ -185,7 +185,7 @@ func (s *Stage) CollectSensors(ctx context.Context) (InventoryReport, error) {
 	}
 
 	s.count(func(st *Stats) { st.Inventories++ })
-	s.logger.Info("sensor inventory complete", "sensors", report.Sensors, "pages", report.Pages, "duration", report.Duration)
+	s.logger.Info("sensor inventory complete", "sensors", report.Sensors, "pages", report.Pages, "duration", report.Duration.Round(time.Millisecond).String())
 	return report, nil
 }
 
@@ -234,7 +234,7 @@ func (s *Stage) CollectMalops(ctx context.Context) (MalopReport, error) {
 		st.MalopsPublished += len(msgs)
 	})
 	s.logger.Info("malop poll complete", "malops", report.Malops, "from", report.From, "to", report.To,
-		"cursor", report.Cursor, "duration", report.Duration)
+		"cursor", report.Cursor, "duration", report.Duration.Round(time.Millisecond).String())
 	return report, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/oversoc/cybereason-connector/internal/demo"
 )
@@ -38,11 +39,29 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if flags.NArg() > 0 {
 		return usageError{err: fmt.Errorf("unexpected argument %q", flags.Arg(0))}
 	}
+	if opts.TenantDir != "" {
+		var generatorFlags []string
+		flags.Visit(func(f *flag.Flag) {
+			if f.Name == "sensors" || f.Name == "malops" || f.Name == "seed" {
+				generatorFlags = append(generatorFlags, "--"+f.Name)
+			}
+		})
+		if len(generatorFlags) > 0 {
+			return usageError{err: fmt.Errorf("--tenant loads a tenant, so %s cannot apply; use one or the other", strings.Join(generatorFlags, ", "))}
+		}
+	}
+	if err := opts.Validate(); err != nil {
+		return usageError{err: err}
+	}
 
 	level := slog.LevelWarn
 	if verbose {
 		level = slog.LevelInfo
 	}
 	opts.Version = buildVersion()
-	return demo.Run(ctx, opts, stdout, newLogger(stderr, level, "auto"))
+	err := demo.Run(ctx, opts, stdout, newLogger(stderr, level, "auto"))
+	if err != nil && ctx.Err() != nil {
+		return errors.New("interrupted before the demo finished")
+	}
+	return err
 }

@@ -57,6 +57,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	case "demo":
 		err = demoCommand(ctx, args[1:], stdout, stderr)
 	case "version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "cybereason-connector version: unexpected argument %q\n", args[1])
+			return exitUsage
+		}
 		fmt.Fprintln(stdout, buildVersion())
 		return 0
 	case "help", "-h", "--help":

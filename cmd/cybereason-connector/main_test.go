@@ -33,6 +33,9 @@ func TestCommandExitCodes(t *testing.T) {
 		{"run extra argument", []string{"run", "now"}, exitUsage, "", `unexpected argument "now"`},
 		{"demo bad flag", []string{"demo", "--sensors", "many"}, exitUsage, "", "invalid value"},
 		{"demo help", []string{"demo", "-h"}, 0, "", "-records"},
+		{"demo no sensors", []string{"demo", "--sensors", "0"}, exitUsage, "", "sensors must be positive"},
+		{"demo tenant and sensors", []string{"demo", "--tenant", ".", "--sensors", "5"}, exitUsage, "", "--sensors cannot apply"},
+		{"version extra argument", []string{"version", "extra"}, exitUsage, "", `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

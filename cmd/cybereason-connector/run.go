@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -37,6 +38,10 @@ func runCommand(ctx context.Context, args []string, lookupEnv func(string) (stri
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	logger.Info("connector starting", "version", buildVersion(), "stages", cfg.Stages,
 		"console", cfg.Cybereason.URL, "tenant", cfg.Cybereason.Tenant, "brokers", cfg.Kafka.Brokers)
+
+	if strings.HasPrefix(cfg.Cybereason.URL, "http://") && cfg.Runs(config.StageSource) {
+		logger.Warn("the console URL uses plain HTTP, so the password travels unencrypted; use https outside tests", "console", cfg.Cybereason.URL)
+	}
 
 	stages, err := connector.Build(cfg, connector.Options{ProductVersion: buildVersion()}, logger)
 	if err != nil {

@@ -154,7 +154,8 @@ func decode(ctx context.Context, lookuper envconfig.Lookuper) (*Config, []string
 			// Not a value problem: the struct tags themselves are wrong.
 			return cfg, append(problems, err.Error())
 		}
-		problems = append(problems, fmt.Sprintf("%s: %v", key, rootCause(err)))
+		value, _ := recorder.base.Lookup(key)
+		problems = append(problems, fmt.Sprintf("%s: invalid value %q: %v", key, value, rootCause(err)))
 		recorder.hidden[key] = true
 	}
 }
@@ -189,7 +190,9 @@ func (c *Config) validate() []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
-	problems = append(problems, c.Cybereason.validate()...)
+	if c.Runs(StageSource) {
+		problems = append(problems, c.Cybereason.validate()...)
+	}
 
 	if len(c.Kafka.Brokers) == 0 {
 		add("KAFKA_BROKERS: missing; set a comma-separated list of host:port")
@@ -205,11 +208,20 @@ func (c *Config) validate() []string {
 		}
 	}
 
-	positive := map[string]time.Duration{
+	// Polls more often than this only load the console.
+	const minInterval = 10 * time.Second
+	intervals := map[string]time.Duration{
 		"SOURCE_SENSORS_INTERVAL": c.Source.SensorsInterval,
 		"SOURCE_MALOPS_INTERVAL":  c.Source.MalopsInterval,
-		"SOURCE_MALOPS_LOOKBACK":  c.Source.MalopsLookback,
-		"SHUTDOWN_TIMEOUT":        c.ShutdownTimeout,
+	}
+	for name, value := range intervals {
+		if value < minInterval {
+			add("%s: must be at least %s, got %s", name, minInterval, value)
+		}
+	}
+	positive := map[string]time.Duration{
+		"SOURCE_MALOPS_LOOKBACK": c.Source.MalopsLookback,
+		"SHUTDOWN_TIMEOUT":       c.ShutdownTimeout,
 	}
 	for name, value := range positive {
 		if value <= 0 {
@@ -226,7 +238,7 @@ func (c *Config) validate() []string {
 	}
 
 	slices.Sort(problems)
-	return problems
+	return slices.Compact(problems)
 }
 
 func (c *Cybereason) validate() []string {
@@ -243,6 +255,12 @@ func (c *Cybereason) validate() []string {
 		add("CYBEREASON_PASSWORD and CYBEREASON_PASSWORD_FILE: both set; set only one")
 	case !c.Password.IsSet() && c.PasswordFile == "":
 		add("CYBEREASON_PASSWORD or CYBEREASON_PASSWORD_FILE: missing; set one of them")
+	case c.PasswordFile != "":
+		// The file is read again at every login; reading it now catches a
+		// wrong mount at start-up instead of at the first collection.
+		if _, err := (Secret{file: c.PasswordFile}).Value(); err != nil {
+			add("CYBEREASON_PASSWORD_FILE: %v", err)
+		}
 	}
 
 	if strings.Contains(c.Tenant, ":") {
@@ -273,6 +291,8 @@ func (c *Cybereason) validateURL() []string {
 		return []string{"CYBEREASON_URL: must not contain a user or password; set CYBEREASON_USERNAME and CYBEREASON_PASSWORD_FILE instead"}
 	case err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "":
 		return []string{fmt.Sprintf("CYBEREASON_URL: invalid value %q; expected an absolute http or https URL", c.URL)}
+	case parsed.RawQuery != "" || parsed.Fragment != "" || strings.HasSuffix(c.URL, "?") || strings.HasSuffix(c.URL, "#"):
+		return []string{fmt.Sprintf("CYBEREASON_URL: invalid value %q; expected the console base URL without a query or fragment", c.URL)}
 	case c.Tenant == "" && strings.Contains(parsed.Hostname(), ":"):
 		return []string{fmt.Sprintf("CYBEREASON_TENANT: missing; the console host %s is an IPv6 address, which cannot be a tenant id, so set one", parsed.Hostname())}
 	}

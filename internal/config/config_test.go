@@ -152,6 +152,9 @@ func TestLoadRejectsBadConsoleSettings(t *testing.T) {
 		{"IPv6 host without tenant", map[string]string{"CYBEREASON_URL": "https://[::1]:8443"}, "CYBEREASON_TENANT: missing", ""},
 		{"tenant with colon", map[string]string{"CYBEREASON_TENANT": "acme:prod"}, "CYBEREASON_TENANT: invalid value", ""},
 		{"scheme", map[string]string{"CYBEREASON_URL": "ftp://acme.cybereason.net"}, "CYBEREASON_URL: invalid value", ""},
+		{"query", map[string]string{"CYBEREASON_URL": "https://acme.cybereason.net/?x=1"}, "without a query or fragment", ""},
+		{"log level", map[string]string{"LOG_LEVEL": "verbose"}, `LOG_LEVEL: invalid value "verbose"`, ""},
+		{"interval too short", map[string]string{"SOURCE_SENSORS_INTERVAL": "1ms"}, "SOURCE_SENSORS_INTERVAL: must be at least 10s", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,6 +171,42 @@ func TestLoadRejectsBadConsoleSettings(t *testing.T) {
 				t.Errorf("error reveals %q: %v", tt.mustHide, err)
 			}
 		})
+	}
+}
+
+func TestLoadPasswordFileCheckedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	writeFile(t, empty, "\n")
+
+	tests := map[string]string{
+		"missing file": filepath.Join(dir, "absent"),
+		"empty file":   empty,
+		"folder":       dir,
+	}
+	for name, path := range tests {
+		t.Run(name, func(t *testing.T) {
+			env := validEnv()
+			delete(env, "CYBEREASON_PASSWORD")
+			env["CYBEREASON_PASSWORD_FILE"] = path
+
+			_, err := load(t, env)
+			if err == nil || !strings.Contains(err.Error(), "CYBEREASON_PASSWORD_FILE:") {
+				t.Errorf("Load error = %v, want one naming CYBEREASON_PASSWORD_FILE", err)
+			}
+		})
+	}
+}
+
+func TestLoadPipelineStagesNeedNoConsole(t *testing.T) {
+	env := map[string]string{"STAGES": "enrich,dedupe", "KAFKA_BROKERS": "kafka-0:9092"}
+
+	cfg, err := load(t, env)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if cfg.Runs(StageSource) {
+		t.Error("Runs(source) = true, want false")
 	}
 }
 

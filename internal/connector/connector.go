@@ -33,7 +33,9 @@ type Stages struct {
 	EnrichRunner *pipeline.Runner
 	DedupeRunner *pipeline.Runner
 
-	logger *slog.Logger
+	brokers []string
+	topics  []string // every topic the built stages use
+	logger  *slog.Logger
 }
 
 // Options adjusts how Build wires the stages; the zero value is what `run` uses.
@@ -56,7 +58,7 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 	if err != nil {
 		return nil, fmt.Errorf("create kafka writer: %w", err)
 	}
-	stages := &Stages{Writer: writer, logger: logger}
+	stages := &Stages{Writer: writer, brokers: cfg.Kafka.Brokers, topics: requiredTopics(cfg), logger: logger}
 
 	steps := []struct {
 		stage string
@@ -185,17 +187,22 @@ func (s *Stages) RunPipeline(ctx context.Context) error {
 	return group.Wait()
 }
 
-// Run runs every built stage until ctx ends, then stops them: the source
-// first (no new events), then the runners (each finishes its batch and
-// commits), then the writer flushes. A credential refusal at start-up is
-// returned at once, because retrying would only lock the account.
+// Run checks that Kafka is reachable and every topic exists, then runs every
+// built stage until ctx ends. On the way out the source stops scheduling, the
+// runners abandon the batch in flight (it is consumed again at the next
+// start), the console session is closed and the writer flushes. A credential
+// refusal at start-up is returned at once, because retrying would only lock
+// the account.
 func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
+	if err := checkTopics(ctx, s.brokers, s.topics); err != nil {
+		return errors.Join(err, s.Close())
+	}
 	if s.Client != nil {
 		if err := s.Client.Login(ctx); err != nil {
 			if errors.Is(err, cybereason.ErrCredentialsRejected) {
 				return errors.Join(err, s.Writer.Close())
 			}
-			s.logger.Warn("first login failed; the scheduled collections will try again", "error", err)
+			s.logger.Error("first login failed; the scheduled collections will try again", "error", err)
 		}
 	}
 

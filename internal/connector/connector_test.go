@@ -158,3 +158,19 @@ func TestBuildOnlyRequestedStages(t *testing.T) {
 		t.Error("dedupe runner not built")
 	}
 }
+
+func TestRunRequiresEveryTopic(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", "unused", 1)
+	cfg.Stages = []string{config.StageDedupe}
+	cfg.Kafka.Topics.Findings = "oversoc.findings.absent"
+
+	stages, err := connector.Build(cfg, connector.Options{}, nil)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	err = stages.Run(context.Background(), cfg.ShutdownTimeout)
+
+	if err == nil || !strings.Contains(err.Error(), "missing Kafka topics: oversoc.findings.absent;") {
+		t.Fatalf("Run error = %v, want one naming the missing topic", err)
+	}
+}

@@ -49,7 +49,7 @@ const demoUser = "demo@oversoc.example"
 // Run runs the demo and writes its report to out. logger receives the
 // stages' own logs.
 func Run(ctx context.Context, opts Options, out io.Writer, logger *slog.Logger) error {
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return err
 	}
 
@@ -152,8 +152,8 @@ func runCycle(ctx context.Context, cycle int, stages *connector.Stages, cfg *con
 
 	after := snapshot(stages)
 	fmt.Fprintf(out, "\nCycle %d\n", cycle)
-	fmt.Fprintf(out, "  source  published %d sensors (%s) and %d MalOps (window %s to %s)\n",
-		inventory.Sensors, plural(inventory.Pages, "page"), malops.Malops, malops.From.UTC().Format(time.RFC3339), malops.To.UTC().Format(time.RFC3339))
+	fmt.Fprintf(out, "  source  published %s (%s) and %s (window %s to %s)\n",
+		plural(inventory.Sensors, "sensor"), plural(inventory.Pages, "page"), plural(malops.Malops, "MalOp"), malops.From.UTC().Format(time.RFC3339), malops.To.UTC().Format(time.RFC3339))
 	after.printDelta(out, before)
 	return nil
 }
@@ -180,7 +180,8 @@ func waitForGroup(ctx context.Context, brokers []string, group string, topics ..
 	}
 }
 
-func (o Options) validate() error {
+// Validate reports the first invalid option.
+func (o Options) Validate() error {
 	switch {
 	case o.TenantDir == "" && (o.Sensors < 1 || o.Malops < 0):
 		return fmt.Errorf("invalid demo options: sensors must be positive and malops not negative, got %d and %d", o.Sensors, o.Malops)

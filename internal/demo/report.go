@@ -70,7 +70,7 @@ func report(ctx context.Context, cfg *config.Config, opts Options, out io.Writer
 				invalid = append(invalid, fmt.Errorf("%s key %s: %w", final.topic, msg.Key, err))
 			}
 		}
-		fmt.Fprintf(out, "  %-18s %d records, validated against %s\n", final.topic, len(msgs), schemas.SchemaID(final.kind))
+		fmt.Fprintf(out, "  %-18s %s, validated against %s\n", final.topic, plural(len(msgs), "record"), schemas.SchemaID(final.kind))
 	}
 	if len(invalid) > 0 {
 		return fmt.Errorf("%d records are not valid against their schema: %w", len(invalid), errors.Join(invalid...))
@@ -81,7 +81,7 @@ func report(ctx context.Context, cfg *config.Config, opts Options, out io.Writer
 		if err := writeRecords(opts.RecordsFile, all); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "\nWrote %d records to %s\n", len(all), opts.RecordsFile)
+		fmt.Fprintf(out, "\nWrote %s to %s\n", plural(len(all), "record"), opts.RecordsFile)
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ func loadTenant(opts Options) (*cybereasontest.Tenant, string, error) {
 	if opts.TenantDir != "" {
 		tenant, err := cybereasontest.LoadTenant(opts.TenantDir)
 		if err != nil {
-			return nil, "", fmt.Errorf("load tenant: %w", err)
+			return nil, "", err
 		}
 		return tenant, "tenant loaded from " + opts.TenantDir, nil
 	}

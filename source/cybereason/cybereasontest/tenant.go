@@ -193,12 +193,15 @@ func newMalopRecord(raw json.RawMessage) (*malopRecord, error) {
 		} `json:"machines"`
 	}
 	if err := json.Unmarshal(compact, &fields); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("not a MalOp object with a machines array: %w", err)
 	}
 
 	record := &malopRecord{raw: compact, group: textValue(fields.Group), closed: textValue(fields.Closed) == "true"}
 	if err := json.Unmarshal(fields.GUID, &record.guid); err != nil || record.guid == "" {
-		return nil, fmt.Errorf("guid %s is missing or not a non-empty string", fields.GUID)
+		if len(fields.GUID) == 0 {
+			return nil, errors.New("guid is missing")
+		}
+		return nil, fmt.Errorf("guid %s is not a non-empty string", fields.GUID)
 	}
 	if record.creation, err = epochMillis(fields.CreationTime); err != nil {
 		return nil, fmt.Errorf("MalOp %s: creationTime: %w", record.guid, err)

@@ -1,0 +1,67 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/oversoc/cybereason-connector/internal/config"
+	"github.com/oversoc/cybereason-connector/pipeline"
+)
+
+// requiredTopics lists every topic the enabled stages read or write, with the
+// dead-letter topics of their inputs.
+func requiredTopics(cfg *config.Config) []string {
+	t := cfg.Kafka.Topics
+	dlq := func(topic string) string { return topic + pipeline.DeadLetterSuffix }
+
+	var topics []string
+	if cfg.Runs(config.StageSource) {
+		topics = append(topics, t.RawSensors, t.RawMalops, dlq(t.RawSensors), dlq(t.RawMalops))
+	}
+	if cfg.Runs(config.StageEnrich) {
+		topics = append(topics, t.RawSensors, t.RawMalops, dlq(t.RawSensors), dlq(t.RawMalops), t.NormalizedAssets, t.NormalizedFindings)
+	}
+	if cfg.Runs(config.StageDedupe) {
+		topics = append(topics, t.NormalizedAssets, t.NormalizedFindings, dlq(t.NormalizedAssets), dlq(t.NormalizedFindings), t.Assets, t.Findings)
+	}
+
+	slices.Sort(topics)
+	return slices.Compact(topics)
+}
+
+// checkTopics fails when Kafka cannot be reached or a topic is missing. The
+// connector never creates topics, because their partition counts, retention
+// and compaction are the operator's choice.
+func checkTopics(ctx context.Context, brokers, topics []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+
+	transport := &kafka.Transport{}
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
+
+	metadata, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("read topic metadata from %s: %w", strings.Join(brokers, ","), err)
+	}
+
+	var missing []string
+	for _, topic := range metadata.Topics {
+		if errors.Is(topic.Error, kafka.UnknownTopicOrPartition) {
+			missing = append(missing, topic.Name)
+		} else if topic.Error != nil {
+			return fmt.Errorf("read metadata of topic %s: %w", topic.Name, topic.Error)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("missing Kafka topics: %s; create them before the start", strings.Join(missing, ", "))
+	}
+	return nil
+}
