@@ -28,6 +28,7 @@ func VolatileFields(kind Kind) []string {
 			"/protection/service_status",
 			"/protection/raw/status",
 			"/protection/raw/serviceStatus",
+			"/protection/raw/avDbVersion",
 			"/unmapped/cybereason/actionsInProgress",
 			"/unmapped/cybereason/avDbLastUpdateTime",
 			"/unmapped/cybereason/avDbVersion",

@@ -12,7 +12,7 @@ import (
 
 // fingerprintExamples returns the example records of Version that the fingerprint tests use.
 func fingerprintExamples() []string {
-	return []string{"asset-full.json", "asset-minimal.json", "finding-edr.json", "finding-closed.json"}
+	return []string{"asset-full.json", "asset-minimal.json", "finding-edr.json", "finding-closed.json", "finding-edr-detailed.json", "finding-malware.json"}
 }
 
 func TestFingerprintFormatAndDeterminism(t *testing.T) {

@@ -229,7 +229,7 @@ type SecurityState struct {
 	State   string `json:"state"`
 }
 
-// Finding is one MalOp: the value of the finding.schema.json record.
+// Finding is one MalOp or one malware alert: the value of the finding.schema.json record.
 type Finding struct {
 	SchemaVersion string       `json:"schema_version"`
 	ClassUID      int          `json:"class_uid"`
@@ -238,9 +238,9 @@ type Finding struct {
 	TypeUID       int          `json:"type_uid"`
 	SeverityID    int          `json:"severity_id"`
 	Severity      string       `json:"severity"`
-	Time          int64        `json:"time"` // creation time, epoch ms
+	Time          int64        `json:"time"` // MalOp creation or malware detection time, epoch ms
 	Metadata      Metadata     `json:"metadata"`
-	FindingUID    string       `json:"finding_uid"` // cybereason:<tenant>:malop:<guid>
+	FindingUID    string       `json:"finding_uid"` // cybereason:<tenant>:malop:<guid> or cybereason:<tenant>:malware:<guid>
 	FindingInfo   FindingInfo  `json:"finding_info"`
 	StatusID      int          `json:"status_id"`
 	Status        string       `json:"status"`
@@ -259,7 +259,7 @@ type Finding struct {
 
 // FindingInfo describes what was detected.
 type FindingInfo struct {
-	UID          string    `json:"uid"` // MalOp guid
+	UID          string    `json:"uid"` // MalOp or malware guid
 	Title        string    `json:"title"`
 	Types        []string  `json:"types,omitempty"`
 	CreatedTime  int64     `json:"created_time,omitempty"`  // epoch ms
@@ -268,6 +268,23 @@ type FindingInfo struct {
 	Analytic     *Analytic `json:"analytic,omitempty"`
 	DataSources  []string  `json:"data_sources,omitempty"`
 	Tags         []Tag     `json:"tags,omitempty"`
+	Attacks      []Attack  `json:"attacks,omitempty"`
+}
+
+// Attack is one MITRE ATT&CK tactic, technique or sub-technique that a finding names (OCSF
+// attack). At least one of the three is set. The vendor lists tactics and techniques separately,
+// so a technique is never paired with a tactic that the vendor did not pair it with.
+type Attack struct {
+	Tactic       *AttackElement `json:"tactic,omitempty"`
+	Technique    *AttackElement `json:"technique,omitempty"`
+	SubTechnique *AttackElement `json:"sub_technique,omitempty"`
+}
+
+// AttackElement is an ATT&CK tactic, technique or sub-technique: its id (TA0002, T1059,
+// T1059.001), its name, or both.
+type AttackElement struct {
+	UID  string `json:"uid,omitempty"`
+	Name string `json:"name,omitempty"`
 }
 
 // Analytic is the detection logic that produced a finding.
@@ -287,14 +304,15 @@ type Tag struct {
 // DeviceRef is a device that a finding involves. AssetUID and UID are set when the device's asset
 // record is known.
 type DeviceRef struct {
-	AssetUID   string `json:"asset_uid,omitempty"`
-	UID        string `json:"uid,omitempty"`
-	UIDAlt     string `json:"uid_alt,omitempty"`
-	Name       string `json:"name,omitempty"`
-	Hostname   string `json:"hostname,omitempty"`
-	IP         string `json:"ip,omitempty"`
-	OS         *OS    `json:"os,omitempty"`
-	IsIsolated *bool  `json:"is_isolated,omitempty"`
+	AssetUID   string  `json:"asset_uid,omitempty"`
+	UID        string  `json:"uid,omitempty"`
+	UIDAlt     string  `json:"uid_alt,omitempty"`
+	Name       string  `json:"name,omitempty"`
+	Hostname   string  `json:"hostname,omitempty"`
+	IP         string  `json:"ip,omitempty"`
+	OS         *OS     `json:"os,omitempty"`
+	IsIsolated *bool   `json:"is_isolated,omitempty"`
+	AgentList  []Agent `json:"agent_list,omitempty"` // the sensor, when the vendor names its pylumId
 }
 
 // User is a user account that a finding involves. TypeID: 0 Unknown, 1 User, 2 Admin, 3 System.

@@ -211,6 +211,19 @@ func TestValidateRejectsBrokenRecords(t *testing.T) {
 		{"empty agent list", "asset-minimal.json", "/device/agent_list", []any{}, "/device/agent_list"},
 		{"asset uid without tenant", "asset-minimal.json", "/asset_uid", "cybereason:host", "/asset_uid"},
 		{"group without uid or name", "asset-full.json", "/device/groups", []any{map[string]any{}}, "/device/groups/0"},
+		{"finding uid of another kind", "finding-malware.json", "/finding_uid", "cybereason:console.example.net:policy:1", "/finding_uid"},
+		{"empty attack", "finding-edr-detailed.json", "/finding_info/attacks", []any{map[string]any{}}, "/finding_info/attacks/0"},
+		{
+			"unknown attack field", "finding-edr-detailed.json", "/finding_info/attacks",
+			[]any{map[string]any{"tactic": map[string]any{"name": "Execution"}, "mitigation": "patch"}}, "/finding_info/attacks/0/mitigation",
+		},
+		{"technique without uid or name", "finding-edr-detailed.json", "/finding_info/attacks", []any{map[string]any{"technique": map[string]any{}}}, "/finding_info/attacks/0/technique"},
+		{
+			"device agent without uid", "finding-edr-detailed.json", "/devices",
+			[]any{map[string]any{"uid_alt": "Qm9vdHN0cmFwMDQy", "agent_list": []any{map[string]any{"name": "Cybereason Sensor", "type_id": 1, "vendor_name": "Cybereason"}}}},
+			"/devices/0/agent_list/0",
+		},
+		{"unknown raw-only field", "asset-full.json", "/protection/raw/avDbDate", "2026-01-01", "/protection/raw/avDbDate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

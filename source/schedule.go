@@ -8,7 +8,7 @@ import (
 	"github.com/go-co-op/gocron/v2"
 )
 
-// Run collects on the configured schedule until ctx ends. Each feed runs once
+// Run collects the enabled feeds on their schedules until ctx ends. Each feed runs once
 // at start and then every interval; a run that is still going when its next
 // start comes is not overlapped (that start is skipped). A failed run is
 // logged and counted, and the schedule goes on. Run returns after the running
@@ -23,28 +23,35 @@ func (s *Stage) Run(ctx context.Context, stopTimeout time.Duration) error {
 	}
 
 	jobs := []struct {
-		name     string
+		feed     string
 		interval time.Duration
 		collect  func(context.Context) error
 	}{
-		{"sensors", s.cfg.SensorsInterval, func(ctx context.Context) error { _, err := s.CollectSensors(ctx); return err }},
-		{"malops", s.cfg.MalopsInterval, func(ctx context.Context) error { _, err := s.CollectMalops(ctx); return err }},
+		{FeedSensors, s.cfg.SensorsInterval, func(ctx context.Context) error { _, err := s.CollectSensors(ctx); return err }},
+		{FeedMalops, s.cfg.MalopsInterval, func(ctx context.Context) error { _, err := s.CollectMalops(ctx); return err }},
+		{FeedMalware, s.cfg.MalwareInterval, func(ctx context.Context) error { _, err := s.CollectMalware(ctx); return err }},
+		{FeedPolicies, s.cfg.PoliciesInterval, func(ctx context.Context) error { _, err := s.CollectPolicies(ctx); return err }},
 	}
 	for _, job := range jobs {
+		if !s.cfg.collects(job.feed) {
+			continue
+		}
 		_, err := scheduler.NewJob(
 			gocron.DurationJob(job.interval),
-			gocron.NewTask(s.runJob, job.name, job.collect),
-			gocron.WithName(job.name),
+			gocron.NewTask(s.runJob, job.feed, job.collect),
+			gocron.WithName(job.feed),
 			gocron.WithContext(ctx),
 			gocron.WithSingletonMode(gocron.LimitModeReschedule),
 			gocron.WithStartAt(gocron.WithStartImmediately()),
 		)
 		if err != nil {
-			return fmt.Errorf("schedule %s job: %w", job.name, err)
+			return fmt.Errorf("schedule %s job: %w", job.feed, err)
 		}
 	}
 
-	s.logger.Info("source started", "sensors_interval", s.cfg.SensorsInterval.String(), "malops_interval", s.cfg.MalopsInterval.String())
+	s.logger.Info("source started", "feeds", s.cfg.Feeds, "sensors_interval", s.cfg.SensorsInterval.String(),
+		"malops_interval", s.cfg.MalopsInterval.String(), "malware_interval", s.cfg.MalwareInterval.String(),
+		"policies_interval", s.cfg.PoliciesInterval.String())
 	scheduler.Start()
 	<-ctx.Done()
 

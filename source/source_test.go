@@ -23,9 +23,11 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const (
-	sensorsTopic = "cybereason.raw.sensors"
-	malopsTopic  = "cybereason.raw.malops"
-	tenantID     = "acme.cybereason.example"
+	sensorsTopic  = "cybereason.raw.sensors"
+	malopsTopic   = "cybereason.raw.malops"
+	malwareTopic  = "cybereason.raw.malware"
+	policiesTopic = "cybereason.raw.policies"
+	tenantID      = "acme.cybereason.example"
 )
 
 // rig is a source stage wired to a fake console and an in-process broker.
@@ -48,18 +50,20 @@ func newRigWithWriter(t *testing.T, sensors, malops int, consoleOpts cybereasont
 	console := cybereasontest.NewServer(tenant, consoleOpts)
 	t.Cleanup(console.Close)
 
-	brokers := kafkatest.NewBroker(t,
-		embeddedkafka.Topic{Name: sensorsTopic, Partitions: 3},
-		embeddedkafka.Topic{Name: malopsTopic, Partitions: 3},
-		embeddedkafka.Topic{Name: sensorsTopic + ".dlq"},
-		embeddedkafka.Topic{Name: malopsTopic + ".dlq"},
-	)
+	var topics []embeddedkafka.Topic
+	for _, name := range []string{sensorsTopic, malopsTopic, malwareTopic, policiesTopic} {
+		topics = append(topics, embeddedkafka.Topic{Name: name, Partitions: 3}, embeddedkafka.Topic{Name: name + ".dlq"})
+	}
+	brokers := kafkatest.NewBroker(t, topics...)
 
 	client, err := cybereason.NewClient(cybereason.Config{
 		BaseURL:  console.URL,
 		Username: cybereasontest.DefaultUsername,
 		Password: func() (string, error) { return cybereasontest.DefaultPassword, nil },
 		PageSize: 100,
+		// Short waits keep the retry tests quick; the counts are what they check.
+		RetryBackoffMin: 10 * time.Millisecond,
+		RetryBackoffMax: 100 * time.Millisecond,
 	}, nil)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
@@ -82,15 +86,20 @@ func newRigWithWriter(t *testing.T, sensors, malops int, consoleOpts cybereasont
 }
 
 func (r *rig) config() source.Config {
+	start := r.tenant.OldestAlertTime().Add(-time.Minute)
 	return source.Config{
-		ConsoleURL:      r.console.URL,
-		Tenant:          tenantID,
-		SensorsTopic:    sensorsTopic,
-		MalopsTopic:     malopsTopic,
-		SensorsInterval: time.Hour,
-		MalopsInterval:  time.Hour,
-		MalopsStart:     r.tenant.OldestMalopTime().Add(-time.Minute),
-		MalopsOverlap:   10 * time.Minute,
+		ConsoleURL:       r.console.URL,
+		Tenant:           tenantID,
+		SensorsTopic:     sensorsTopic,
+		MalopsTopic:      malopsTopic,
+		MalwareTopic:     malwareTopic,
+		PoliciesTopic:    policiesTopic,
+		SensorsInterval:  time.Hour,
+		MalopsInterval:   time.Hour,
+		MalwareInterval:  time.Hour,
+		PoliciesInterval: time.Hour,
+		MalopsWindow:     source.Window{Start: start, Overlap: 10 * time.Minute},
+		MalwareWindow:    source.Window{Start: start, Overlap: 10 * time.Minute},
 	}
 }
 
@@ -182,17 +191,20 @@ func TestCollectMalopsMovesCursor(t *testing.T) {
 	if first.Malops != 12 {
 		t.Errorf("first poll published %d MalOps, want 12", first.Malops)
 	}
-	if !first.From.Equal(cfg.MalopsStart) {
-		t.Errorf("first window starts at %s, want the configured start %s", first.From, cfg.MalopsStart)
+	if !first.From.Equal(cfg.MalopsWindow.Start) {
+		t.Errorf("first window starts at %s, want the configured start %s", first.From, cfg.MalopsWindow.Start)
 	}
 	assertCursorIsNewestUpdate(t, r.tenant.Malops(), first.Cursor)
+	if first.API != "/rest/mmng/v2/malops" {
+		t.Errorf("first poll read %q, want the MalOp management API", first.API)
+	}
 
 	changes := r.tenant.Advance(time.Now())
 	second, err := stage.CollectMalops(context.Background())
 	if err != nil {
 		t.Fatalf("second CollectMalops: %v", err)
 	}
-	if want := first.Cursor.Add(-cfg.MalopsOverlap); !second.From.Equal(want) {
+	if want := first.Cursor.Add(-cfg.MalopsWindow.Overlap); !second.From.Equal(want) {
 		t.Errorf("second window starts at %s, want cursor less overlap %s", second.From, want)
 	}
 	if second.Malops < 3 {
@@ -204,12 +216,236 @@ func TestCollectMalopsMovesCursor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertEvent(t, event, source.MalopEventType, string(msg.Key), r.console.URL+"/rest/detection/inbox")
+		assertEvent(t, event, source.MalopV2EventType, string(msg.Key), r.console.URL+"/rest/mmng/v2/malops")
 		if want := strconv.FormatInt(event.Time.UnixMilli(), 10); !strings.HasPrefix(event.ID, string(msg.Key)+"#"+want+"#") {
 			t.Errorf("MalOp event id %s does not start with guid#lastUpdateTime (%s)", event.ID, want)
 		}
 		if strings.Contains(string(msg.Value), "iconBase64") {
 			t.Errorf("MalOp %s still carries iconBase64", msg.Key)
+		}
+	}
+}
+
+func TestCollectMalopsFallsBackToInbox(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+	}{
+		{"400", 400},
+		{"404", 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, 10, 5, cybereasontest.Options{})
+			r.console.DropV2(tt.status)
+			stage := r.stage(t, r.config(), nil)
+
+			for range 2 {
+				report, err := stage.CollectMalops(context.Background())
+				if err != nil {
+					t.Fatalf("CollectMalops: %v", err)
+				}
+				if report.API != "/rest/detection/inbox" {
+					t.Errorf("poll read %q, want the detection inbox", report.API)
+				}
+			}
+
+			if got := r.console.Stats().Requests["POST /rest/mmng/v2/malops"]; got != 1 {
+				t.Errorf("MalOp management API asked %d times, want once", got)
+			}
+			for _, msg := range kafkatest.ReadAll(t, r.brokers, malopsTopic) {
+				event, err := sink.EventFromHeaders(msg.Headers)
+				if err != nil {
+					t.Fatal(err)
+				}
+				assertEvent(t, event, source.MalopEventType, string(msg.Key), r.console.URL+"/rest/detection/inbox")
+			}
+		})
+	}
+}
+
+func TestCollectMalopsWithDetails(t *testing.T) {
+	r := newRig(t, 20, 8, cybereasontest.Options{})
+	cfg := r.config()
+	cfg.MalopDetails = true
+	stage := r.stage(t, cfg, nil)
+
+	if _, err := stage.CollectMalops(context.Background()); err != nil {
+		t.Fatalf("CollectMalops: %v", err)
+	}
+
+	endpoints := map[string]int{}
+	for _, msg := range kafkatest.ReadAll(t, r.brokers, malopsTopic) {
+		event, err := sink.EventFromHeaders(msg.Headers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertEvent(t, event, source.DetailedMalopEventType, string(msg.Key), r.console.URL+"/rest/mmng/v2/malops")
+
+		var detailed source.DetailedMalop
+		if err := json.Unmarshal(msg.Value, &detailed); err != nil {
+			t.Fatalf("MalOp %s: %v", msg.Key, err)
+		}
+		if detailed.MalopType != source.MalopV2EventType || len(detailed.Malop) == 0 || len(detailed.Details) == 0 {
+			t.Errorf("MalOp %s: malopType %q, %d bytes of MalOp, %d bytes of details", msg.Key, detailed.MalopType, len(detailed.Malop), len(detailed.Details))
+		}
+		endpoints[detailed.DetailsEndpoint]++
+	}
+	if endpoints[source.EDRDetailsEndpoint] == 0 || endpoints[source.EPPDetailsEndpoint] == 0 {
+		t.Errorf("details endpoints used %v, want both EDR and EPP", endpoints)
+	}
+	if got := stage.Stats().MalopDetailErrors; got != 0 {
+		t.Errorf("%d detail errors, want 0", got)
+	}
+}
+
+func TestCollectMalopsWithoutDetailsWhenFetchFails(t *testing.T) {
+	r := newRig(t, 20, 4, cybereasontest.Options{})
+	cfg := r.config()
+	cfg.MalopDetails = true
+	// Every details request fails with a status the client does not retry.
+	probe := &failingDetails{Client: r.client}
+	stage := r.stage(t, cfg, probe)
+
+	report, err := stage.CollectMalops(context.Background())
+	if err != nil {
+		t.Fatalf("CollectMalops: %v", err)
+	}
+	if report.Malops != 4 {
+		t.Errorf("published %d MalOps, want 4", report.Malops)
+	}
+	if got := stage.Stats().MalopDetailErrors; got != 4 {
+		t.Errorf("%d detail errors, want 4", got)
+	}
+	for _, msg := range kafkatest.ReadAll(t, r.brokers, malopsTopic) {
+		if eventType, _ := sink.HeaderValue(msg.Headers, "ce_type"); eventType != source.MalopV2EventType {
+			t.Errorf("MalOp %s has type %q, want the plain MalOp type", msg.Key, eventType)
+		}
+	}
+}
+
+// failingDetails is the real client, except that no MalOp has details.
+type failingDetails struct{ source.Client }
+
+func (failingDetails) EDRMalopDetails(context.Context, string) (json.RawMessage, error) {
+	return nil, cybereason.ErrMalopNotFound
+}
+
+func (failingDetails) EPPMalopDetails(context.Context, string) (json.RawMessage, error) {
+	return nil, cybereason.ErrMalopNotFound
+}
+
+func TestCollectMalwarePublishesEveryAlert(t *testing.T) {
+	r := newRig(t, 20, 2, cybereasontest.Options{})
+	stage := r.stage(t, r.config(), nil)
+
+	report, err := stage.CollectMalware(context.Background())
+	if err != nil {
+		t.Fatalf("CollectMalware: %v", err)
+	}
+	alerts := r.tenant.Malware()
+	if report.Alerts != len(alerts) || len(alerts) == 0 {
+		t.Errorf("published %d alerts, tenant has %d", report.Alerts, len(alerts))
+	}
+
+	var newest int64
+	for _, raw := range alerts {
+		var alert struct {
+			Timestamp int64 `json:"timestamp"`
+		}
+		if err := json.Unmarshal(raw, &alert); err != nil {
+			t.Fatal(err)
+		}
+		newest = max(newest, alert.Timestamp)
+	}
+	if report.Cursor.UnixMilli() != newest {
+		t.Errorf("cursor %d, want the newest alert timestamp %d", report.Cursor.UnixMilli(), newest)
+	}
+
+	for _, msg := range kafkatest.ReadAll(t, r.brokers, malwareTopic) {
+		event, err := sink.EventFromHeaders(msg.Headers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertEvent(t, event, source.MalwareEventType, string(msg.Key), r.console.URL+"/rest/malware/query")
+	}
+}
+
+func TestCollectPoliciesPublishesEveryPolicy(t *testing.T) {
+	r := newRig(t, 40, 0, cybereasontest.Options{})
+	stage := r.stage(t, r.config(), nil)
+
+	count, err := stage.CollectPolicies(context.Background())
+	if err != nil {
+		t.Fatalf("CollectPolicies: %v", err)
+	}
+	if want := len(r.tenant.Policies()); count != want || count == 0 {
+		t.Errorf("published %d policies, tenant has %d", count, want)
+	}
+	for _, msg := range kafkatest.ReadAll(t, r.brokers, policiesTopic) {
+		event, err := sink.EventFromHeaders(msg.Headers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertEvent(t, event, source.PolicyEventType, string(msg.Key), r.console.URL+"/rest/policies")
+	}
+}
+
+// TestCollectAlertsConsoleFaults shows the outcome of each console fault on
+// the alert feeds: retried, logged in again, or an error with nothing
+// published from the failed answer.
+func TestCollectAlertsConsoleFaults(t *testing.T) {
+	tests := []struct {
+		name      string
+		inject    func(*cybereasontest.Server)
+		wantError string // empty: the poll succeeds
+	}{
+		{"throttled then served", func(s *cybereasontest.Server) { s.Throttle(1, 0) }, ""},
+		{"server error then served", func(s *cybereasontest.Server) { s.FailRequests(1, 503) }, ""},
+		{"login page instead of JSON", func(s *cybereasontest.Server) { s.HTMLInsteadOfJSON(1) }, ""},
+		{"session expired", func(s *cybereasontest.Server) { s.ExpireSessions() }, ""},
+		{"query failed", func(s *cybereasontest.Server) { s.FailEnvelopes(1, cybereason.StatusFailure) }, "FAILURE"},
+		{"partial success", func(s *cybereasontest.Server) { s.FailEnvelopes(1, cybereason.StatusPartialSuccess) }, "PARTIAL_SUCCESS"},
+		{"truncated JSON", func(s *cybereasontest.Server) { s.TruncateResponses(1) }, "decode"},
+		{"role missing", func(s *cybereasontest.Server) { s.FailRequests(1, 403) }, "role"},
+	}
+	feeds := []struct {
+		name    string
+		topic   string
+		collect func(*source.Stage) error
+	}{
+		{"malops", malopsTopic, func(s *source.Stage) error { _, err := s.CollectMalops(context.Background()); return err }},
+		{"malware", malwareTopic, func(s *source.Stage) error { _, err := s.CollectMalware(context.Background()); return err }},
+	}
+	for _, feed := range feeds {
+		for _, tt := range tests {
+			t.Run(feed.name+"/"+tt.name, func(t *testing.T) {
+				r := newRig(t, 10, 4, cybereasontest.Options{})
+				stage := r.stage(t, r.config(), nil)
+				if err := r.client.Login(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				tt.inject(r.console)
+
+				err := feed.collect(stage)
+				published := len(kafkatest.ReadAll(t, r.brokers, feed.topic))
+
+				if tt.wantError == "" {
+					if err != nil {
+						t.Fatalf("collect: %v", err)
+					}
+					if published == 0 {
+						t.Error("nothing published after the fault was absorbed")
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
+					t.Errorf("collect error = %v, want one containing %q", err, tt.wantError)
+				}
+				if published != 0 {
+					t.Errorf("%d messages published from a failed answer, want none", published)
+				}
+			})
 		}
 	}
 }
@@ -302,7 +538,7 @@ func TestRunCollectsBothFeedsAtStart(t *testing.T) {
 
 	kafkatest.WaitFor(t, func() bool {
 		stats := stage.Stats()
-		return stats.Inventories == 1 && stats.MalopPolls == 1
+		return stats.Inventories == 1 && stats.MalopPolls == 1 && stats.MalwarePolls == 1 && stats.PolicyPolls == 1
 	})
 	cancel()
 	if err := <-done; err != nil {
@@ -359,13 +595,14 @@ func TestRunNeverOverlapsAnInventory(t *testing.T) {
 
 func TestNewNamesEveryBadSetting(t *testing.T) {
 	r := newRig(t, 1, 0, cybereasontest.Options{})
-	cfg := source.Config{MalopsOverlap: -time.Second}
+	cfg := source.Config{MalopsWindow: source.Window{Overlap: -time.Second}}
 
 	_, err := source.New(cfg, r.client, r.writer, nil)
 	if err == nil {
 		t.Fatal("New with an empty config succeeded")
 	}
-	for _, name := range []string{"ConsoleURL", "Tenant", "SensorsTopic", "MalopsTopic", "SensorsInterval", "MalopsInterval", "MalopsLookback", "MalopsOverlap"} {
+	for _, name := range []string{"ConsoleURL", "Tenant", "sensors topic", "malops topic", "malware topic", "policies topic",
+		"sensors interval", "malops interval", "malware interval", "policies interval", "malops window: Lookback", "malops window: Overlap", "malware window: Lookback"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}

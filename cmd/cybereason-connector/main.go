@@ -2,6 +2,7 @@
 // Cybereason console and publishes them to Kafka as OverSOC records.
 //
 //	cybereason-connector run       all configured stages, settings from the environment
+//	cybereason-connector check     probe Kafka, the console and each feed with the run settings
 //	cybereason-connector demo      the whole pipeline on an in-process broker and fake console
 //	cybereason-connector version   the build version
 package main
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = runCommand(ctx, args[1:], lookupEnv, stderr)
 	case "demo":
 		err = demoCommand(ctx, args[1:], stdout, stderr)
+	case "check":
+		err = checkCommand(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "version":
 		if len(args) > 1 {
 			fmt.Fprintf(stderr, "cybereason-connector version: unexpected argument %q\n", args[1])
@@ -94,6 +97,7 @@ func printUsage(w io.Writer) {
 
 Commands:
   run      run the configured stages; settings come from environment variables (see README.md)
+  check    with the run settings, probe Kafka, the console login and each feed once
   demo     run every stage against an in-process Kafka broker and a fake Cybereason console
   version  print the build version
 

@@ -59,7 +59,9 @@ type options struct {
 	seed         int64
 	pageDelay    time.Duration
 	advanceEvery time.Duration
+	noV2         bool
 	logLevel     slog.Level
+	faults       faultOptions
 }
 
 // run serves the fake console until ctx ends. It writes the URL it serves, and any tenant
@@ -81,11 +83,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	console := cybereasontest.NewHandler(tenant, cybereasontest.Options{
-		Username:  opts.user,
-		Password:  opts.password,
-		PageDelay: opts.pageDelay,
-		Logger:    logger,
+		Username:        opts.user,
+		Password:        opts.password,
+		PageDelay:       opts.pageDelay,
+		SessionLifetime: opts.faults.sessionLifetime,
+		Logger:          logger,
+		DisableV2:       opts.noV2,
 	})
+	if err := opts.faults.apply(console); err != nil {
+		return &usageError{err}
+	}
 	server := &http.Server{Handler: console, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "cybereason-sim: serving %d sensors and %d MalOps at http://%s\n",
 		tenant.SensorCount(), tenant.MalopCount(), listener.Addr())
@@ -133,13 +140,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	flags.StringVar(&opts.addr, "addr", "127.0.0.1:8443", "address to listen on, host:port (port 0 picks a free port)")
 	flags.StringVar(&opts.user, "user", "", "user name the console accepts (required)")
 	flags.StringVar(&opts.password, "password", "", "password the console accepts (required)")
-	flags.StringVar(&opts.tenantDir, "tenant", "", "folder with sensors.json and malops-inbox.json to serve, instead of a generated tenant")
+	flags.StringVar(&opts.tenantDir, "tenant", "", "folder with sensors.json and malops-inbox.json (and optionally malops-v2.json, malware.json, policies.json, crimes-unified-*.json, crimes/ and details/) to serve, instead of a generated tenant")
 	flags.IntVar(&opts.sensors, "sensors", 2000, "number of sensors of the generated tenant")
 	flags.IntVar(&opts.malops, "malops", 20, "number of MalOps of the generated tenant")
 	flags.Int64Var(&opts.seed, "seed", 1, "seed of the generated tenant; the same seed gives the same tenant")
 	flags.DurationVar(&opts.pageDelay, "page-delay", 0, "delay added to each sensors page and inbox answer, e.g. 200ms")
 	flags.DurationVar(&opts.advanceEvery, "advance-every", 0, "interval between tenant changes (sensors and MalOps), e.g. 1m; 0 never changes the tenant")
+	flags.BoolVar(&opts.noV2, "no-v2", false, "respond with 400 to POST /rest/mmng/v2/malops, like a console without the MalOp management API")
 	flags.TextVar(&opts.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
+	opts.faults.register(flags)
 
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -178,6 +187,7 @@ func (opts options) validate(flags *flag.FlagSet) error {
 	if opts.advanceEvery < 0 {
 		errs = append(errs, fmt.Errorf("--advance-every %s is negative", opts.advanceEvery))
 	}
+	errs = append(errs, opts.faults.validate()...)
 	if opts.tenantDir != "" {
 		flags.Visit(func(f *flag.Flag) {
 			if f.Name == "sensors" || f.Name == "malops" || f.Name == "seed" {

@@ -114,6 +114,9 @@ func TestRunRejectsInvalidFlags(t *testing.T) {
 		{"bad duration", append([]string{"--page-delay", "fast"}, required...), "invalid value"},
 		{"tenant with generator flags", append([]string{"--tenant", "dir", "--malops", "3"}, required...), "cannot be used with --tenant"},
 		{"positional argument", append([]string{"extra"}, required...), "unexpected arguments"},
+		{"negative throttle", append([]string{"--throttle", "-1"}, required...), "--throttle -1 is negative"},
+		{"fail status not an error", append([]string{"--fail", "1", "--fail-status", "200"}, required...), "--fail-status 200"},
+		{"TOTP secret not base32", append([]string{"--totp-secret", "not-base32!"}, required...), "--totp-secret"},
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {

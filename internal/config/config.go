@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -55,6 +56,16 @@ type Cybereason struct {
 	Password     Secret `env:"PASSWORD"`
 	PasswordFile string `env:"PASSWORD_FILE"`
 
+	// TOTPSecret is the base32 secret of a two-factor account, from
+	// CYBEREASON_TOTP_SECRET or, read at every login, the file named by
+	// CYBEREASON_TOTP_SECRET_FILE. Optional: a TFA-exempt API user needs none.
+	TOTPSecret     Secret `env:"TOTP_SECRET"`
+	TOTPSecretFile string `env:"TOTP_SECRET_FILE"`
+
+	// CAFile is a PEM file of certificate authorities trusted for the console,
+	// besides the system ones. Optional.
+	CAFile string `env:"CA_FILE"`
+
 	// Tenant is the tenant id in record keys. Default: the URL's host name.
 	Tenant string `env:"TENANT"`
 
@@ -84,6 +95,8 @@ type Kafka struct {
 type Topics struct {
 	RawSensors         string `env:"RAW_SENSORS, default=cybereason.raw.sensors"`
 	RawMalops          string `env:"RAW_MALOPS, default=cybereason.raw.malops"`
+	RawMalware         string `env:"RAW_MALWARE, default=cybereason.raw.malware"`
+	RawPolicies        string `env:"RAW_POLICIES, default=cybereason.raw.policies"`
 	NormalizedAssets   string `env:"NORMALIZED_ASSETS, default=oversoc.normalized.assets"`
 	NormalizedFindings string `env:"NORMALIZED_FINDINGS, default=oversoc.normalized.findings"`
 	Assets             string `env:"ASSETS, default=oversoc.assets"`
@@ -92,6 +105,13 @@ type Topics struct {
 
 // Source holds the collection schedule.
 type Source struct {
+	// Feeds lists the feeds to collect: sensors, malops, malware, policies. Default: all.
+	Feeds []string `env:"FEEDS, default=sensors,malops,malware,policies"`
+
+	// MalopDetails fetches each MalOp's details (machines, users, root cause).
+	// Default: true.
+	MalopDetails bool `env:"MALOP_DETAILS, default=true"`
+
 	// SensorsInterval is the time between two sensor inventories. Default: 1h.
 	SensorsInterval time.Duration `env:"SENSORS_INTERVAL, default=1h"`
 
@@ -104,6 +124,15 @@ type Source struct {
 	// MalopsOverlap is re-read at the start of every later window, so MalOps
 	// that the console indexes late are not missed. Default: 10m.
 	MalopsOverlap time.Duration `env:"MALOPS_OVERLAP, default=10m"`
+
+	// MalwareInterval, MalwareLookback and MalwareOverlap do the same for
+	// malware alerts. Defaults: 5m, 24h, 10m.
+	MalwareInterval time.Duration `env:"MALWARE_INTERVAL, default=5m"`
+	MalwareLookback time.Duration `env:"MALWARE_LOOKBACK, default=24h"`
+	MalwareOverlap  time.Duration `env:"MALWARE_OVERLAP, default=10m"`
+
+	// PoliciesInterval is the time between two policy listings. Default: 1h.
+	PoliciesInterval time.Duration `env:"POLICIES_INTERVAL, default=1h"`
 }
 
 // Load reads the configuration from lookuper (envconfig.OsLookuper() in
@@ -118,6 +147,9 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper) (*Config, error) {
 
 	if cfg.Cybereason.PasswordFile != "" {
 		cfg.Cybereason.Password = Secret{file: cfg.Cybereason.PasswordFile}
+	}
+	if cfg.Cybereason.TOTPSecretFile != "" {
+		cfg.Cybereason.TOTPSecret = Secret{file: cfg.Cybereason.TOTPSecretFile}
 	}
 	if cfg.Cybereason.Tenant == "" {
 		parsed, _ := url.Parse(cfg.Cybereason.URL) // validated above
@@ -211,8 +243,10 @@ func (c *Config) validate() []string {
 	// Polls more often than this only load the console.
 	const minInterval = 10 * time.Second
 	intervals := map[string]time.Duration{
-		"SOURCE_SENSORS_INTERVAL": c.Source.SensorsInterval,
-		"SOURCE_MALOPS_INTERVAL":  c.Source.MalopsInterval,
+		"SOURCE_SENSORS_INTERVAL":  c.Source.SensorsInterval,
+		"SOURCE_MALOPS_INTERVAL":   c.Source.MalopsInterval,
+		"SOURCE_MALWARE_INTERVAL":  c.Source.MalwareInterval,
+		"SOURCE_POLICIES_INTERVAL": c.Source.PoliciesInterval,
 	}
 	for name, value := range intervals {
 		if value < minInterval {
@@ -220,8 +254,9 @@ func (c *Config) validate() []string {
 		}
 	}
 	positive := map[string]time.Duration{
-		"SOURCE_MALOPS_LOOKBACK": c.Source.MalopsLookback,
-		"SHUTDOWN_TIMEOUT":       c.ShutdownTimeout,
+		"SOURCE_MALOPS_LOOKBACK":  c.Source.MalopsLookback,
+		"SOURCE_MALWARE_LOOKBACK": c.Source.MalwareLookback,
+		"SHUTDOWN_TIMEOUT":        c.ShutdownTimeout,
 	}
 	for name, value := range positive {
 		if value <= 0 {
@@ -230,6 +265,14 @@ func (c *Config) validate() []string {
 	}
 	if c.Source.MalopsOverlap < 0 {
 		add("SOURCE_MALOPS_OVERLAP: must not be negative, got %s", c.Source.MalopsOverlap)
+	}
+	if c.Source.MalwareOverlap < 0 {
+		add("SOURCE_MALWARE_OVERLAP: must not be negative, got %s", c.Source.MalwareOverlap)
+	}
+	for _, feed := range c.Source.Feeds {
+		if !slices.Contains([]string{"sensors", "malops", "malware", "policies"}, feed) {
+			add("SOURCE_FEEDS: unknown feed %q; expected sensors, malops, malware or policies", feed)
+		}
 	}
 
 	problems = append(problems, c.validateStages()...)
@@ -263,6 +306,18 @@ func (c *Cybereason) validate() []string {
 		}
 	}
 
+	if c.TOTPSecret.IsSet() && c.TOTPSecretFile != "" {
+		add("CYBEREASON_TOTP_SECRET and CYBEREASON_TOTP_SECRET_FILE: both set; set only one")
+	} else if c.TOTPSecretFile != "" {
+		if _, err := (Secret{file: c.TOTPSecretFile}).Value(); err != nil {
+			add("CYBEREASON_TOTP_SECRET_FILE: %v", err)
+		}
+	}
+	if c.CAFile != "" {
+		if _, err := os.Stat(c.CAFile); err != nil {
+			add("CYBEREASON_CA_FILE: %v", err)
+		}
+	}
 	if strings.Contains(c.Tenant, ":") {
 		add("CYBEREASON_TENANT: invalid value %q; it is part of record keys and must not contain ':'", c.Tenant)
 	}
@@ -320,6 +375,8 @@ func (t Topics) byVariable() map[string]string {
 	return map[string]string{
 		"KAFKA_TOPIC_RAW_SENSORS":         t.RawSensors,
 		"KAFKA_TOPIC_RAW_MALOPS":          t.RawMalops,
+		"KAFKA_TOPIC_RAW_MALWARE":         t.RawMalware,
+		"KAFKA_TOPIC_RAW_POLICIES":        t.RawPolicies,
 		"KAFKA_TOPIC_NORMALIZED_ASSETS":   t.NormalizedAssets,
 		"KAFKA_TOPIC_NORMALIZED_FINDINGS": t.NormalizedFindings,
 		"KAFKA_TOPIC_ASSETS":              t.Assets,

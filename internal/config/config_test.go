@@ -52,6 +52,15 @@ func TestLoadDefaults(t *testing.T) {
 		{"malops interval", cfg.Source.MalopsInterval, 5 * time.Minute},
 		{"malops lookback", cfg.Source.MalopsLookback, 24 * time.Hour},
 		{"malops overlap", cfg.Source.MalopsOverlap, 10 * time.Minute},
+		{"malware interval", cfg.Source.MalwareInterval, 5 * time.Minute},
+		{"malware lookback", cfg.Source.MalwareLookback, 24 * time.Hour},
+		{"malware overlap", cfg.Source.MalwareOverlap, 10 * time.Minute},
+		{"policies interval", cfg.Source.PoliciesInterval, time.Hour},
+		{"feeds", strings.Join(cfg.Source.Feeds, ","), "sensors,malops,malware,policies"},
+		{"malop details", cfg.Source.MalopDetails, true},
+		{"raw malware topic", cfg.Kafka.Topics.RawMalware, "cybereason.raw.malware"},
+		{"raw policies topic", cfg.Kafka.Topics.RawPolicies, "cybereason.raw.policies"},
+		{"totp secret", cfg.Cybereason.TOTPSecret.IsSet(), false},
 		{"stages", strings.Join(cfg.Stages, ","), "source,enrich,dedupe"},
 		{"log level", cfg.LogLevel, slog.LevelInfo},
 		{"log format", cfg.LogFormat, "auto"},
@@ -155,6 +164,10 @@ func TestLoadRejectsBadConsoleSettings(t *testing.T) {
 		{"query", map[string]string{"CYBEREASON_URL": "https://acme.cybereason.net/?x=1"}, "without a query or fragment", ""},
 		{"log level", map[string]string{"LOG_LEVEL": "verbose"}, `LOG_LEVEL: invalid value "verbose"`, ""},
 		{"interval too short", map[string]string{"SOURCE_SENSORS_INTERVAL": "1ms"}, "SOURCE_SENSORS_INTERVAL: must be at least 10s", ""},
+		{"unknown feed", map[string]string{"SOURCE_FEEDS": "sensors,alerts"}, `SOURCE_FEEDS: unknown feed "alerts"`, ""},
+		{"both totp settings", map[string]string{"CYBEREASON_TOTP_SECRET": "JBSWY3DPEHPK3PXP", "CYBEREASON_TOTP_SECRET_FILE": "/run/totp"}, "CYBEREASON_TOTP_SECRET and CYBEREASON_TOTP_SECRET_FILE: both set", "JBSWY3DPEHPK3PXP"},
+		{"missing CA file", map[string]string{"CYBEREASON_CA_FILE": "/nonexistent/ca.pem"}, "CYBEREASON_CA_FILE:", ""},
+		{"details not a boolean", map[string]string{"SOURCE_MALOP_DETAILS": "maybe"}, `SOURCE_MALOP_DETAILS: invalid value "maybe"`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

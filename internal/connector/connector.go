@@ -40,8 +40,8 @@ type Stages struct {
 
 // Options adjusts how Build wires the stages; the zero value is what `run` uses.
 type Options struct {
-	// MalopsStart, when set, is the start of the first MalOp window.
-	MalopsStart time.Time
+	// AlertsStart, when set, is the start of the first MalOp and malware windows.
+	AlertsStart time.Time
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
 	// ProductVersion is recorded in every OverSOC record.
@@ -80,29 +80,35 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 }
 
 func (s *Stages) buildSource(cfg *config.Config, opts Options) error {
-	client, err := cybereason.NewClient(cybereason.Config{
-		BaseURL:  cfg.Cybereason.URL,
-		Username: cfg.Cybereason.Username,
-		Password: cfg.Cybereason.Password.Value,
-		Timeout:  cfg.Cybereason.RequestTimeout,
-		PageSize: cfg.Cybereason.PageSize,
-		MaxPages: cfg.Cybereason.MaxPages,
-	}, s.logger)
+	client, err := NewClient(cfg, s.logger)
 	if err != nil {
 		return err
 	}
 
 	stage, err := source.New(source.Config{
-		ConsoleURL:      cfg.Cybereason.URL,
-		Tenant:          cfg.Cybereason.Tenant,
-		SensorsTopic:    cfg.Kafka.Topics.RawSensors,
-		MalopsTopic:     cfg.Kafka.Topics.RawMalops,
-		SensorsInterval: cfg.Source.SensorsInterval,
-		MalopsInterval:  cfg.Source.MalopsInterval,
-		MalopsLookback:  cfg.Source.MalopsLookback,
-		MalopsStart:     opts.MalopsStart,
-		MalopsOverlap:   cfg.Source.MalopsOverlap,
-		Now:             opts.Now,
+		ConsoleURL:       cfg.Cybereason.URL,
+		Tenant:           cfg.Cybereason.Tenant,
+		Feeds:            cfg.Source.Feeds,
+		SensorsTopic:     cfg.Kafka.Topics.RawSensors,
+		MalopsTopic:      cfg.Kafka.Topics.RawMalops,
+		MalwareTopic:     cfg.Kafka.Topics.RawMalware,
+		PoliciesTopic:    cfg.Kafka.Topics.RawPolicies,
+		SensorsInterval:  cfg.Source.SensorsInterval,
+		MalopsInterval:   cfg.Source.MalopsInterval,
+		MalwareInterval:  cfg.Source.MalwareInterval,
+		PoliciesInterval: cfg.Source.PoliciesInterval,
+		MalopsWindow: source.Window{
+			Lookback: cfg.Source.MalopsLookback,
+			Start:    opts.AlertsStart,
+			Overlap:  cfg.Source.MalopsOverlap,
+		},
+		MalwareWindow: source.Window{
+			Lookback: cfg.Source.MalwareLookback,
+			Start:    opts.AlertsStart,
+			Overlap:  cfg.Source.MalwareOverlap,
+		},
+		MalopDetails: cfg.Source.MalopDetails,
+		Now:          opts.Now,
 	}, client, s.Writer, s.logger)
 	if err != nil {
 		return err
@@ -121,6 +127,7 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 	stage, err := enrich.New(enrich.Config{
 		SensorsTopic:   cfg.Kafka.Topics.RawSensors,
 		MalopsTopic:    cfg.Kafka.Topics.RawMalops,
+		MalwareTopic:   cfg.Kafka.Topics.RawMalware,
 		AssetsTopic:    cfg.Kafka.Topics.NormalizedAssets,
 		FindingsTopic:  cfg.Kafka.Topics.NormalizedFindings,
 		Validator:      validator,
@@ -135,7 +142,7 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 		Name:    config.StageEnrich,
 		Brokers: cfg.Kafka.Brokers,
 		GroupID: cfg.Kafka.EnrichGroup,
-		Topics:  []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops},
+		Topics:  []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops, cfg.Kafka.Topics.RawMalware},
 	}, stage, s.Writer, s.logger)
 	if err != nil {
 		return err
@@ -173,6 +180,24 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 
 	s.Dedupe, s.DedupeRunner = stage, runner
 	return nil
+}
+
+// NewClient returns the console client that cfg describes.
+func NewClient(cfg *config.Config, logger *slog.Logger) (*cybereason.Client, error) {
+	var totp func() (string, error)
+	if cfg.Cybereason.TOTPSecret.IsSet() {
+		totp = cfg.Cybereason.TOTPSecret.Value
+	}
+	return cybereason.NewClient(cybereason.Config{
+		BaseURL:    cfg.Cybereason.URL,
+		Username:   cfg.Cybereason.Username,
+		Password:   cfg.Cybereason.Password.Value,
+		TOTPSecret: totp,
+		CAFile:     cfg.Cybereason.CAFile,
+		Timeout:    cfg.Cybereason.RequestTimeout,
+		PageSize:   cfg.Cybereason.PageSize,
+		MaxPages:   cfg.Cybereason.MaxPages,
+	}, logger)
 }
 
 // RunPipeline runs the enrich and dedupe runners that were built until ctx

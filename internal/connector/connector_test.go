@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -25,13 +26,16 @@ func testConfig(t *testing.T, consoleURL, password string, partitions int) *conf
 	topics := config.Topics{
 		RawSensors:         "cybereason.raw.sensors",
 		RawMalops:          "cybereason.raw.malops",
+		RawMalware:         "cybereason.raw.malware",
+		RawPolicies:        "cybereason.raw.policies",
 		NormalizedAssets:   "oversoc.normalized.assets",
 		NormalizedFindings: "oversoc.normalized.findings",
 		Assets:             "oversoc.assets",
 		Findings:           "oversoc.findings",
 	}
 	var specs []embeddedkafka.Topic
-	for _, name := range []string{topics.RawSensors, topics.RawMalops, topics.NormalizedAssets, topics.NormalizedFindings, topics.Assets, topics.Findings} {
+	for _, name := range []string{topics.RawSensors, topics.RawMalops, topics.RawMalware, topics.RawPolicies,
+		topics.NormalizedAssets, topics.NormalizedFindings, topics.Assets, topics.Findings} {
 		specs = append(specs, embeddedkafka.Topic{Name: name, Partitions: partitions}, embeddedkafka.Topic{Name: name + ".dlq"})
 	}
 
@@ -52,10 +56,16 @@ func testConfig(t *testing.T, consoleURL, password string, partitions int) *conf
 			DedupeGroup: "test-dedupe",
 		},
 		Source: config.Source{
-			SensorsInterval: time.Hour,
-			MalopsInterval:  time.Hour,
-			MalopsLookback:  30 * 24 * time.Hour,
-			MalopsOverlap:   time.Minute,
+			Feeds:            []string{"sensors", "malops", "malware", "policies"},
+			MalopDetails:     true,
+			SensorsInterval:  time.Hour,
+			MalopsInterval:   time.Hour,
+			MalopsLookback:   30 * 24 * time.Hour,
+			MalopsOverlap:    time.Minute,
+			MalwareInterval:  time.Hour,
+			MalwareLookback:  30 * 24 * time.Hour,
+			MalwareOverlap:   time.Minute,
+			PoliciesInterval: time.Hour,
 		},
 		Stages:          []string{config.StageSource, config.StageEnrich, config.StageDedupe},
 		ShutdownTimeout: 10 * time.Second,
@@ -79,9 +89,11 @@ func TestRunDeliversToFinalTopics(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- stages.Run(ctx, cfg.ShutdownTimeout) }()
 
+	// Findings are the 10 MalOps and one per distinct malware alert guid.
+	wantFindings := 10 + distinctGUIDs(t, tenant.Malware())
 	kafkatest.WaitFor(t, func() bool {
 		return len(kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.Assets)) >= 120 &&
-			len(kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.Findings)) >= 10
+			len(kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.Findings)) >= wantFindings
 	})
 	cancel()
 	if err := <-done; err != nil {
@@ -101,7 +113,7 @@ func TestRunDeliversToFinalTopics(t *testing.T) {
 				t.Errorf("%s %s: %v", topic, msg.Key, err)
 			}
 		}
-		want := map[schemas.Kind]int{schemas.KindAsset: 120, schemas.KindFinding: 10}[kind]
+		want := map[schemas.Kind]int{schemas.KindAsset: 120, schemas.KindFinding: wantFindings}[kind]
 		if len(keys) != want {
 			t.Errorf("%s has %d distinct keys, want %d", topic, len(keys), want)
 		}
@@ -114,6 +126,21 @@ func TestRunDeliversToFinalTopics(t *testing.T) {
 	if stats := console.Stats(); stats.Logouts != 1 {
 		t.Errorf("console saw %d logouts, want 1 at shutdown", stats.Logouts)
 	}
+}
+
+func distinctGUIDs(t *testing.T, objects []json.RawMessage) int {
+	t.Helper()
+	guids := map[string]bool{}
+	for _, raw := range objects {
+		var object struct {
+			GUID string `json:"guid"`
+		}
+		if err := json.Unmarshal(raw, &object); err != nil {
+			t.Fatal(err)
+		}
+		guids[object.GUID] = true
+	}
+	return len(guids)
 }
 
 func TestRunStopsOnRejectedCredentials(t *testing.T) {

@@ -21,11 +21,18 @@ func requiredTopics(cfg *config.Config) []string {
 	dlq := func(topic string) string { return topic + pipeline.DeadLetterSuffix }
 
 	var topics []string
+	raw := []string{t.RawSensors, t.RawMalops, t.RawMalware}
 	if cfg.Runs(config.StageSource) {
-		topics = append(topics, t.RawSensors, t.RawMalops, dlq(t.RawSensors), dlq(t.RawMalops))
+		topics = append(topics, t.RawPolicies, dlq(t.RawPolicies))
+		for _, topic := range raw {
+			topics = append(topics, topic, dlq(topic))
+		}
 	}
 	if cfg.Runs(config.StageEnrich) {
-		topics = append(topics, t.RawSensors, t.RawMalops, dlq(t.RawSensors), dlq(t.RawMalops), t.NormalizedAssets, t.NormalizedFindings)
+		topics = append(topics, t.NormalizedAssets, t.NormalizedFindings)
+		for _, topic := range raw {
+			topics = append(topics, topic, dlq(topic))
+		}
 	}
 	if cfg.Runs(config.StageDedupe) {
 		topics = append(topics, t.NormalizedAssets, t.NormalizedFindings, dlq(t.NormalizedAssets), dlq(t.NormalizedFindings), t.Assets, t.Findings)

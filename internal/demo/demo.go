@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/oversoc/cybereason-connector/internal/config"
@@ -79,13 +80,13 @@ func Run(ctx context.Context, opts Options, out io.Writer, logger *slog.Logger) 
 	fmt.Fprintf(out, "Cybereason connector demo\n  kafka    %s (in-process broker, %d partitions per topic)\n  console  %s (fake console, %s)\n",
 		broker.Addrs()[0], opts.Partitions, console.URL, tenantLabel)
 
-	// Published samples are years old, so the first window starts before the
-	// oldest MalOp rather than a lookback before now.
-	var malopsStart time.Time
-	if oldest := tenant.OldestMalopTime(); !oldest.IsZero() {
-		malopsStart = oldest.Add(-time.Minute)
+	// Published samples are years old, so the first windows start before the
+	// oldest alert rather than a lookback before now.
+	var alertsStart time.Time
+	if oldest := tenant.OldestAlertTime(); !oldest.IsZero() {
+		alertsStart = oldest.Add(-time.Minute)
 	}
-	stages, err := connector.Build(cfg, connector.Options{MalopsStart: malopsStart, ProductVersion: opts.Version}, logger)
+	stages, err := connector.Build(cfg, connector.Options{AlertsStart: alertsStart, ProductVersion: opts.Version}, logger)
 	if err != nil {
 		return err
 	}
@@ -138,12 +139,20 @@ func runCycle(ctx context.Context, cycle int, stages *connector.Stages, cfg *con
 	if err != nil {
 		return err
 	}
+	malware, err := stages.Source.CollectMalware(ctx)
+	if err != nil {
+		return err
+	}
+	policies, err := stages.Source.CollectPolicies(ctx)
+	if err != nil {
+		return err
+	}
 
 	waitCtx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	brokers := cfg.Kafka.Brokers
 	topics := cfg.Kafka.Topics
-	if err := waitForGroup(waitCtx, brokers, cfg.Kafka.EnrichGroup, topics.RawSensors, topics.RawMalops); err != nil {
+	if err := waitForGroup(waitCtx, brokers, cfg.Kafka.EnrichGroup, topics.RawSensors, topics.RawMalops, topics.RawMalware); err != nil {
 		return fmt.Errorf("cycle %d: wait for enrich: %w", cycle, err)
 	}
 	if err := waitForGroup(waitCtx, brokers, cfg.Kafka.DedupeGroup, topics.NormalizedAssets, topics.NormalizedFindings); err != nil {
@@ -152,8 +161,10 @@ func runCycle(ctx context.Context, cycle int, stages *connector.Stages, cfg *con
 
 	after := snapshot(stages)
 	fmt.Fprintf(out, "\nCycle %d\n", cycle)
-	fmt.Fprintf(out, "  source  published %s (%s) and %s (window %s to %s)\n",
-		plural(inventory.Sensors, "sensor"), plural(inventory.Pages, "page"), plural(malops.Malops, "MalOp"), malops.From.UTC().Format(time.RFC3339), malops.To.UTC().Format(time.RFC3339))
+	fmt.Fprintf(out, "  source  published %s (%s), %s from %s (window %s to %s), %s and %s\n",
+		plural(inventory.Sensors, "sensor"), plural(inventory.Pages, "page"), plural(malops.Malops, "MalOp"), malops.API,
+		malops.From.UTC().Format(time.RFC3339), malops.To.UTC().Format(time.RFC3339),
+		plural(malware.Alerts, "malware alert"), plural(policies, "policy"))
 	after.printDelta(out, before)
 	return nil
 }
@@ -215,8 +226,12 @@ func checkRecordsFile(path string) error {
 }
 
 func plural(n int, noun string) string {
-	if n == 1 {
+	switch {
+	case n == 1:
 		return "1 " + noun
+	case strings.HasSuffix(noun, "y"):
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
+	default:
+		return fmt.Sprintf("%d %ss", n, noun)
 	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }

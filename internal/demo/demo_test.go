@@ -51,9 +51,13 @@ func TestDemoGeneratedTenant(t *testing.T) {
 	if len(assets) != 60 {
 		t.Errorf("%d distinct assets, want 60", len(assets))
 	}
-	// The second cycle adds one MalOp.
-	if len(findings) != 9 {
-		t.Errorf("%d distinct findings, want 9", len(findings))
+	// The second cycle adds one MalOp and one malware alert.
+	malops, malware := countFindings(findings)
+	if malops != 9 {
+		t.Errorf("%d distinct MalOp findings, want 9", malops)
+	}
+	if malware < 2 {
+		t.Errorf("%d distinct malware findings, want at least 2", malware)
 	}
 
 	republished := len(records) - len(assets) - len(findings)
@@ -78,16 +82,25 @@ func TestDemoPublishedSamples(t *testing.T) {
 	if got := len(keys["oversoc.assets"]); got != 5 {
 		t.Errorf("%d distinct assets, want the 5 published sensors", got)
 	}
-	// Four published MalOps, and the second cycle creates a fifth one.
-	if got := len(keys["oversoc.findings"]); got != 5 {
-		t.Errorf("%d distinct findings, want 5", got)
+	// Four inbox MalOps and one MalOp management MalOp were published, and
+	// the second cycle creates one more MalOp and one more malware alert.
+	malops, malware := countFindings(keys["oversoc.findings"])
+	if malops != 6 {
+		t.Errorf("%d distinct MalOp findings, want 6", malops)
 	}
-	for _, guid := range []string{"AAAA0yUlnvXGQODT", "AAAA0ws7O-MUgDmB", "11.1882697476172655933", "11.-2600105145818681902"} {
-		key := "cybereason:demo.cybereason.example:malop:" + guid
-		if !keys["oversoc.findings"][key] {
-			t.Errorf("no finding for published MalOp %s", guid)
+	if malware != 2 {
+		t.Errorf("%d distinct malware findings, want 2", malware)
+	}
+	published := []string{
+		"malop:AAAA0yUlnvXGQODT", "malop:AAAA0ws7O-MUgDmB", "malop:11.1882697476172655933", "malop:11.-2600105145818681902",
+		"malop:" + publishedV2Malop(t), "malware:" + publishedMalware(t),
+	}
+	for _, suffix := range published {
+		if !keys["oversoc.findings"]["cybereason:demo.cybereason.example:"+suffix] {
+			t.Errorf("no finding for published %s", suffix)
 		}
 	}
+	assertDetailedFindings(t, records)
 }
 
 func TestDemoRejectsBadOptions(t *testing.T) {
@@ -112,6 +125,72 @@ func TestDemoRejectsBadOptions(t *testing.T) {
 				t.Errorf("Run error = %v, want one naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// countFindings counts finding keys by kind.
+func countFindings(keys map[string]bool) (malops, malware int) {
+	for key := range keys {
+		switch {
+		case strings.Contains(key, ":malop:"):
+			malops++
+		case strings.Contains(key, ":malware:"):
+			malware++
+		}
+	}
+	return malops, malware
+}
+
+func publishedV2Malop(t *testing.T) string {
+	t.Helper()
+	return firstGUID(t, filepath.Join(publicTenant, "malops-v2.json"))
+}
+
+func publishedMalware(t *testing.T) string {
+	t.Helper()
+	return firstGUID(t, filepath.Join(publicTenant, "malware.json"))
+}
+
+func firstGUID(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objects []struct {
+		GUID string `json:"guid"`
+	}
+	if err := json.Unmarshal(data, &objects); err != nil || len(objects) == 0 {
+		t.Fatalf("read the first guid of %s: %v", path, err)
+	}
+	return objects[0].GUID
+}
+
+// assertDetailedFindings checks that the MalOps the published folder has
+// details for reached their findings with machines, users and root cause.
+func assertDetailedFindings(t *testing.T, records []record) {
+	t.Helper()
+	detailed := map[string]bool{"11.1882697476172655933": false, "11.-2600105145818681902": false}
+	for _, rec := range records {
+		var finding struct {
+			FindingInfo struct {
+				UID string `json:"uid"`
+			} `json:"finding_info"`
+			Devices     []json.RawMessage `json:"devices"`
+			Users       []json.RawMessage `json:"users"`
+			Observables []json.RawMessage `json:"observables"`
+		}
+		if rec.Topic != "oversoc.findings" || json.Unmarshal(rec.Value, &finding) != nil {
+			continue
+		}
+		if _, ok := detailed[finding.FindingInfo.UID]; ok && len(finding.Devices) > 0 && len(finding.Users) > 0 && len(finding.Observables) > 0 {
+			detailed[finding.FindingInfo.UID] = true
+		}
+	}
+	for guid, ok := range detailed {
+		if !ok {
+			t.Errorf("finding of MalOp %s lacks machines, users or root cause although the folder has its details", guid)
+		}
 	}
 }
 

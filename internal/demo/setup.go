@@ -42,6 +42,8 @@ func demoConfig() *config.Config {
 			Topics: config.Topics{
 				RawSensors:         "cybereason.raw.sensors",
 				RawMalops:          "cybereason.raw.malops",
+				RawMalware:         "cybereason.raw.malware",
+				RawPolicies:        "cybereason.raw.policies",
 				NormalizedAssets:   "oversoc.normalized.assets",
 				NormalizedFindings: "oversoc.normalized.findings",
 				Assets:             "oversoc.assets",
@@ -51,10 +53,16 @@ func demoConfig() *config.Config {
 			DedupeGroup: "demo-dedupe",
 		},
 		Source: config.Source{
-			SensorsInterval: time.Hour,
-			MalopsInterval:  5 * time.Minute,
-			MalopsLookback:  24 * time.Hour,
-			MalopsOverlap:   10 * time.Minute,
+			Feeds:            []string{"sensors", "malops", "malware", "policies"},
+			MalopDetails:     true,
+			SensorsInterval:  time.Hour,
+			MalopsInterval:   5 * time.Minute,
+			MalopsLookback:   24 * time.Hour,
+			MalopsOverlap:    10 * time.Minute,
+			MalwareInterval:  5 * time.Minute,
+			MalwareLookback:  24 * time.Hour,
+			MalwareOverlap:   10 * time.Minute,
+			PoliciesInterval: time.Hour,
 		},
 		Stages:          []string{config.StageSource, config.StageEnrich, config.StageDedupe},
 		ShutdownTimeout: 30 * time.Second,
@@ -64,13 +72,13 @@ func demoConfig() *config.Config {
 // topics lists every topic the stages use, with the dead-letter topics.
 func topics(cfg *config.Config, partitions int) []embeddedkafka.Topic {
 	t := cfg.Kafka.Topics
-	names := []string{t.RawSensors, t.RawMalops, t.NormalizedAssets, t.NormalizedFindings, t.Assets, t.Findings}
+	inputs := []string{t.RawSensors, t.RawMalops, t.RawMalware, t.RawPolicies, t.NormalizedAssets, t.NormalizedFindings}
 
 	var specs []embeddedkafka.Topic
-	for _, name := range names {
+	for _, name := range append(inputs, t.Assets, t.Findings) {
 		specs = append(specs, embeddedkafka.Topic{Name: name, Partitions: partitions})
 	}
-	for _, name := range names[:4] {
+	for _, name := range inputs {
 		specs = append(specs, embeddedkafka.Topic{Name: name + ".dlq", Partitions: 1})
 	}
 	return specs

@@ -1,6 +1,6 @@
-// Package enrich turns raw Cybereason messages into OverSOC records: sensors into asset records
-// and MalOps into finding records, each validated against its schema and published with CloudEvents
-// headers whose id is the record's content fingerprint.
+// Package enrich turns raw Cybereason messages into OverSOC records: sensors into asset records,
+// MalOps and malware alerts into finding records, each validated against its schema and published
+// with CloudEvents headers whose id is the record's content fingerprint.
 package enrich
 
 import (
@@ -23,6 +23,7 @@ import (
 const (
 	DefaultSensorsTopic  = "cybereason.raw.sensors"
 	DefaultMalopsTopic   = "cybereason.raw.malops"
+	DefaultMalwareTopic  = "cybereason.raw.malware"
 	DefaultAssetsTopic   = "oversoc.normalized.assets"
 	DefaultFindingsTopic = "oversoc.normalized.findings"
 )
@@ -33,12 +34,26 @@ const DefaultMachineIndexSize = 100_000
 // DefaultLogProvider is the default connector name in metadata.log_provider.
 const DefaultLogProvider = "cybereason-connector"
 
-// CloudEvents types of the raw input and of the records.
+// CloudEvents types (ce_type) of the raw input that Process accepts. A message without ce_type is
+// read as the only, or for MalopsTopic the original, type of its topic.
 const (
-	rawSensorType = "com.oversoc.cybereason.sensor.raw"
-	rawMalopType  = "com.oversoc.cybereason.malop.raw"
-	assetType     = "com.oversoc.asset.v1"
-	findingType   = "com.oversoc.finding.v1"
+	// RawSensorType is a sensor object from /rest/sensors/query, on SensorsTopic.
+	RawSensorType = "com.oversoc.cybereason.sensor.raw"
+	// RawMalopType is a MalopInboxModel object from /rest/detection/inbox, on MalopsTopic.
+	RawMalopType = "com.oversoc.cybereason.malop.raw"
+	// RawMalopV2Type is a MalOp object from /rest/mmng/v2/malops, on MalopsTopic.
+	RawMalopV2Type = "com.oversoc.cybereason.malop.v2.raw"
+	// RawMalopDetailedType is a MalOp with its details, on MalopsTopic:
+	// {"malop", "malopType", "details", "detailsEndpoint"}.
+	RawMalopDetailedType = "com.oversoc.cybereason.malop.detailed.raw"
+	// RawMalwareType is a malware alert object from /rest/malware/query, on MalwareTopic.
+	RawMalwareType = "com.oversoc.cybereason.malware.raw"
+)
+
+// CloudEvents types of the records.
+const (
+	assetType   = "com.oversoc.asset.v1"
+	findingType = "com.oversoc.finding.v1"
 )
 
 // maxLoggedUnknownValues caps the distinct unknown (field, value) pairs that are logged, so that a
@@ -48,9 +63,10 @@ const maxLoggedUnknownValues = 1000
 // Config configures a Stage. Empty topics take the defaults of the message contract.
 type Config struct {
 	SensorsTopic  string // input: raw sensors, default DefaultSensorsTopic
-	MalopsTopic   string // input: raw MalOps, default DefaultMalopsTopic
+	MalopsTopic   string // input: raw MalOps of every RawMalop*Type, default DefaultMalopsTopic
+	MalwareTopic  string // input: raw malware alerts, default DefaultMalwareTopic
 	AssetsTopic   string // output for records made from SensorsTopic, default DefaultAssetsTopic
-	FindingsTopic string // output for records made from MalopsTopic, default DefaultFindingsTopic
+	FindingsTopic string // output for records made from MalopsTopic and MalwareTopic, default DefaultFindingsTopic
 
 	// Validator checks every record before it is returned. Required.
 	Validator *schemas.Validator
@@ -67,8 +83,10 @@ type Config struct {
 	ProductVersion string
 
 	// MachineIndexSize is the number of machine guid -> sensorId pairs kept to fill uid and
-	// asset_uid of the devices of findings, default DefaultMachineIndexSize. The pairs come only
-	// from sensors that this Stage has processed and live in memory, so the links are best effort.
+	// asset_uid of the devices of findings, default DefaultMachineIndexSize. As many pylumId ->
+	// sensorId pairs are kept besides, for MalOps that name a machine by pylumId. The pairs come
+	// only from sensors that this Stage has processed and live in memory, so the links are best
+	// effort.
 	MachineIndexSize int
 }
 
@@ -76,23 +94,32 @@ type Config struct {
 type Stage struct {
 	cfg      Config
 	logger   *slog.Logger
-	machines *machineIndex
+	machines *machineIndex // machine guid -> sensorId
+	pylumIDs *machineIndex // pylumId -> sensorId, for machines whose guid the sensor lacks
 
-	sensors  atomic.Int64
-	malops   atomic.Int64
-	rejected atomic.Int64
+	sensors       atomic.Int64
+	malops        atomic.Int64
+	malware       atomic.Int64
+	detailsFailed atomic.Int64
+	rejected      atomic.Int64
 
-	mu            sync.Mutex
-	unknownCounts map[string]int64    // per qualified vendor field
-	loggedUnknown map[string]struct{} // field + "=" + value pairs already logged
+	mu                  sync.Mutex
+	unknownCounts       map[string]int64    // per qualified vendor field
+	loggedUnknown       map[string]struct{} // field + "=" + value pairs already logged
+	loggedDetailsErrors int                 // details problems logged so far, capped by maxLoggedDetailsErrors
 }
 
 // Stats are the counters of a Stage since it was created.
 type Stats struct {
 	Sensors  int64 // sensor messages turned into asset records
-	Malops   int64 // MalOp messages turned into finding records
+	Malops   int64 // MalOp messages of any RawMalop*Type turned into finding records
+	Malware  int64 // malware alert messages turned into finding records
 	Rejected int64 // messages for which Process returned an error
 	Machines int   // machine guids in the index that links findings to assets
+
+	// DetailsFailed counts detailed MalOps whose details were missing or unusable. Their finding
+	// was built from the MalOp object alone.
+	DetailsFailed int64
 
 	// UnknownValues counts vendor values that no mapping recognized, per field, e.g.
 	// "sensor.preventionStatus" or "malop.severity". Such values map to unknown.
@@ -113,6 +140,7 @@ func New(cfg Config, logger *slog.Logger) (*Stage, error) {
 		cfg:           cfg,
 		logger:        logger,
 		machines:      newMachineIndex(cfg.MachineIndexSize),
+		pylumIDs:      newMachineIndex(cfg.MachineIndexSize),
 		unknownCounts: make(map[string]int64),
 		loggedUnknown: make(map[string]struct{}),
 	}, nil
@@ -126,6 +154,7 @@ func withDefaults(cfg Config) Config {
 	}
 	setDefault(&cfg.SensorsTopic, DefaultSensorsTopic)
 	setDefault(&cfg.MalopsTopic, DefaultMalopsTopic)
+	setDefault(&cfg.MalwareTopic, DefaultMalwareTopic)
 	setDefault(&cfg.AssetsTopic, DefaultAssetsTopic)
 	setDefault(&cfg.FindingsTopic, DefaultFindingsTopic)
 	setDefault(&cfg.LogProvider, DefaultLogProvider)
@@ -148,6 +177,7 @@ func validateConfig(cfg Config) error {
 	topics := []struct{ setting, name string }{
 		{"SensorsTopic", cfg.SensorsTopic},
 		{"MalopsTopic", cfg.MalopsTopic},
+		{"MalwareTopic", cfg.MalwareTopic},
 		{"AssetsTopic", cfg.AssetsTopic},
 		{"FindingsTopic", cfg.FindingsTopic},
 	}
@@ -159,7 +189,7 @@ func validateConfig(cfg Config) error {
 	for i, a := range topics {
 		for _, b := range topics[i+1:] {
 			if a.name == b.name {
-				problems = append(problems, fmt.Sprintf("%s and %s are both %q; the four topics must differ", a.setting, b.setting, a.name))
+				problems = append(problems, fmt.Sprintf("%s and %s are both %q; the topics must differ", a.setting, b.setting, a.name))
 			}
 		}
 	}
@@ -176,9 +206,13 @@ func validateConfig(cfg Config) error {
 }
 
 // Process turns one raw message into one record message: a sensor from SensorsTopic into an asset
-// record for AssetsTopic, a MalOp from MalopsTopic into a finding record for FindingsTopic. An error
-// means the input cannot be processed and names what is wrong with it; the runner dead-letters the
-// message. Process ignores ctx because it makes no blocking call apart from logging.
+// record for AssetsTopic, a MalOp from MalopsTopic or a malware alert from MalwareTopic into a
+// finding record for FindingsTopic. On MalopsTopic the ce_type header selects the shape of the
+// value (RawMalopType, RawMalopV2Type or RawMalopDetailedType). An error means the input cannot be
+// processed and names what is wrong with it, such as an unsupported ce_type; the runner
+// dead-letters the message. Details of a detailed MalOp that cannot be used are no error: the
+// finding is built from the MalOp alone and Stats.DetailsFailed counts it. Process ignores ctx
+// because it makes no blocking call apart from logging.
 func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, error) {
 	var out kafka.Message
 	var err error
@@ -187,8 +221,10 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 		out, err = s.processSensor(msg)
 	case s.cfg.MalopsTopic:
 		out, err = s.processMalop(msg)
+	case s.cfg.MalwareTopic:
+		out, err = s.processMalware(msg)
 	default:
-		err = fmt.Errorf("enrich: no route for topic %q, expected %q or %q", msg.Topic, s.cfg.SensorsTopic, s.cfg.MalopsTopic)
+		err = fmt.Errorf("enrich: no route for topic %q, expected %q, %q or %q", msg.Topic, s.cfg.SensorsTopic, s.cfg.MalopsTopic, s.cfg.MalwareTopic)
 	}
 	if err != nil {
 		s.rejected.Add(1)
@@ -198,7 +234,7 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 }
 
 func (s *Stage) processSensor(msg kafka.Message) (kafka.Message, error) {
-	env, sensor, sensorID, err := readRaw(msg, rawSensorType, "sensorId")
+	env, sensor, sensorID, err := readRaw(msg, RawSensorType, "sensorId")
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("enrich sensor: %w", err)
 	}
@@ -208,21 +244,8 @@ func (s *Stage) processSensor(msg kafka.Message) (kafka.Message, error) {
 		return kafka.Message{}, fmt.Errorf("enrich sensor %q: %w", sensorID, err)
 	}
 	s.machines.store(env.tenant, asset.Device.UIDAlt, sensorID)
+	s.pylumIDs.store(env.tenant, sensor.text("pylumId"), sensorID)
 	s.sensors.Add(1)
-	return out, nil
-}
-
-func (s *Stage) processMalop(msg kafka.Message) (kafka.Message, error) {
-	env, malop, guid, err := readRaw(msg, rawMalopType, "guid")
-	if err != nil {
-		return kafka.Message{}, fmt.Errorf("enrich MalOp: %w", err)
-	}
-	finding := s.mapMalop(malop, guid, env, s.reportUnknown)
-	out, err := s.recordMessage(schemas.KindFinding, s.cfg.FindingsTopic, findingType, finding.FindingUID, &finding, &finding.Metadata, env)
-	if err != nil {
-		return kafka.Message{}, fmt.Errorf("enrich MalOp %q: %w", guid, err)
-	}
-	s.malops.Add(1)
 	return out, nil
 }
 
@@ -238,11 +261,8 @@ func readRaw(msg kafka.Message, wantType, idField string) (envelope, vendorObjec
 		return envelope{}, nil, "", err
 	}
 	id := object.text(idField)
-	if id == "" {
-		return envelope{}, nil, "", fmt.Errorf("missing %s in the value", idField)
-	}
-	if string(msg.Key) != id {
-		return envelope{}, nil, "", fmt.Errorf("message key %q does not match %s %q", msg.Key, idField, id)
+	if err := checkKey(msg.Key, idField, id); err != nil {
+		return envelope{}, nil, "", err
 	}
 	return env, object, id, nil
 }
@@ -295,6 +315,8 @@ func (s *Stage) Stats() Stats {
 	stats := Stats{
 		Sensors:       s.sensors.Load(),
 		Malops:        s.malops.Load(),
+		Malware:       s.malware.Load(),
+		DetailsFailed: s.detailsFailed.Load(),
 		Rejected:      s.rejected.Load(),
 		Machines:      s.machines.len(),
 		UnknownValues: make(map[string]int64),

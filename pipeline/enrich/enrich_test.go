@@ -26,6 +26,8 @@ func TestNewNamesEveryBadSetting(t *testing.T) {
 		{"bad topic name", Config{Validator: validator, AssetsTopic: "assets topic"}, []string{`AssetsTopic "assets topic" is not a valid Kafka topic name`}},
 		{"output loops to input", Config{Validator: validator, FindingsTopic: DefaultMalopsTopic}, []string{"MalopsTopic and FindingsTopic are both"}},
 		{"inputs equal", Config{Validator: validator, SensorsTopic: "raw", MalopsTopic: "raw"}, []string{"SensorsTopic and MalopsTopic are both"}},
+		{"malware input equals MalOps input", Config{Validator: validator, MalwareTopic: DefaultMalopsTopic}, []string{"MalopsTopic and MalwareTopic are both"}},
+		{"bad malware topic", Config{Validator: validator, MalwareTopic: "raw/malware"}, []string{`MalwareTopic "raw/malware" is not a valid Kafka topic name`}},
 		{"negative index size", Config{Validator: validator, MachineIndexSize: -1}, []string{"MachineIndexSize is -1"}},
 		{
 			"several at once",
@@ -51,7 +53,8 @@ func TestNewNamesEveryBadSetting(t *testing.T) {
 func TestNewAppliesDefaults(t *testing.T) {
 	stage := newTestStage(t)
 	if stage.cfg.SensorsTopic != DefaultSensorsTopic || stage.cfg.MalopsTopic != DefaultMalopsTopic ||
-		stage.cfg.AssetsTopic != DefaultAssetsTopic || stage.cfg.FindingsTopic != DefaultFindingsTopic {
+		stage.cfg.AssetsTopic != DefaultAssetsTopic || stage.cfg.FindingsTopic != DefaultFindingsTopic ||
+		stage.cfg.MalwareTopic != DefaultMalwareTopic {
 		t.Errorf("topics %+v, want the contract defaults", stage.cfg)
 	}
 	if stage.machines.max != DefaultMachineIndexSize {
@@ -64,7 +67,7 @@ func TestProcessCustomTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stage, err := New(Config{Validator: validator, SensorsTopic: "in.s", MalopsTopic: "in.m", AssetsTopic: "out.a", FindingsTopic: "out.f"}, nil)
+	stage, err := New(Config{Validator: validator, SensorsTopic: "in.s", MalopsTopic: "in.m", MalwareTopic: "in.w", AssetsTopic: "out.a", FindingsTopic: "out.f"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +81,11 @@ func TestProcessCustomTopics(t *testing.T) {
 	}
 	if out := processOne(t, stage, malop); out.Topic != "out.f" {
 		t.Errorf("MalOp went to %q, want out.f", out.Topic)
+	}
+	malware := malwareMessage(t, readTestdata(t, "malware.json"))
+	malware.Topic = "in.w"
+	if out := processOne(t, stage, malware); out.Topic != "out.f" {
+		t.Errorf("malware alert went to %q, want out.f", out.Topic)
 	}
 	sensor.Topic = DefaultSensorsTopic
 	if _, err := stage.Process(context.Background(), sensor); err == nil || !strings.Contains(err.Error(), "no route for topic") {
@@ -149,11 +157,11 @@ func TestProcessRejectsBadInput(t *testing.T) {
 		{"missing ce_time", withHeaders(sensor(), without("ce_time")), "missing ce_time"},
 		{"bad ce_time", withHeaders(sensor(), replace("ce_time", "yesterday")), `invalid ce_time "yesterday"`},
 		{"ce_time before 1970", withHeaders(sensor(), replace("ce_time", "1960-01-01T00:00:00Z")), "before 1970"},
-		{"wrong ce_type", withHeaders(sensor(), replace("ce_type", rawMalopType)), `ce_type is "com.oversoc.cybereason.malop.raw", expected "com.oversoc.cybereason.sensor.raw"`},
+		{"wrong ce_type", withHeaders(sensor(), replace("ce_type", RawMalopType)), `ce_type is "com.oversoc.cybereason.malop.raw", expected "com.oversoc.cybereason.sensor.raw"`},
 		{"tenant with colon", withHeaders(sensor(), replace("ce_tenant", "acme:8443")), `invalid tenant "acme:8443" from ce_tenant: contains ':'`},
 		{"no tenant", withHeaders(withHeaders(sensor(), without("ce_tenant")), replace("ce_source", "/rest/sensors/query")), "missing ce_tenant"},
 		{"no headers", withHeaders(sensor(), func([]kafka.Header) []kafka.Header { return nil }), "missing ce_source; missing ce_time"},
-		{"unknown topic", func() kafka.Message { m := sensor(); m.Topic = "cybereason.raw.malware"; return m }(), `no route for topic "cybereason.raw.malware"`},
+		{"unknown topic", func() kafka.Message { m := sensor(); m.Topic = "cybereason.raw.policies"; return m }(), `no route for topic "cybereason.raw.policies"`},
 		{"MalOp without guid", malopWithout("guid"), "enrich MalOp: missing guid in the value"},
 	}
 	stage := newTestStage(t)

@@ -82,7 +82,7 @@ func sensorMessage(t testing.TB, sensor map[string]any) kafka.Message {
 		Topic:   DefaultSensorsTopic,
 		Key:     []byte(key),
 		Value:   encode(t, sensor),
-		Headers: rawHeaders(rawSensorType, testSensorsSource, testPollTime),
+		Headers: rawHeaders(RawSensorType, testSensorsSource, testPollTime),
 	}
 }
 
@@ -94,7 +94,40 @@ func malopMessage(t testing.TB, malop map[string]any) kafka.Message {
 		Topic:   DefaultMalopsTopic,
 		Key:     []byte(key),
 		Value:   encode(t, malop),
-		Headers: rawHeaders(rawMalopType, testMalopsSource, "2025-12-30T13:15:00.000Z"),
+		Headers: rawHeaders(RawMalopType, testMalopsSource, "2025-12-30T13:15:00.000Z"),
+	}
+}
+
+// typedMalopMessage wraps a MalOp value of any shape the way the source stage publishes it, with
+// ce_type eventType.
+func typedMalopMessage(t testing.TB, eventType, guid string, value any) kafka.Message {
+	t.Helper()
+	return kafka.Message{
+		Topic:   DefaultMalopsTopic,
+		Key:     []byte(guid),
+		Value:   encode(t, value),
+		Headers: rawHeaders(eventType, testMalopsSource, "2025-12-30T13:15:00.000Z"),
+	}
+}
+
+// detailedMessage wraps a MalOp and its details the way the source stage publishes a detailed
+// MalOp.
+func detailedMessage(t testing.TB, malop map[string]any, malopType string, details any, endpoint string) kafka.Message {
+	t.Helper()
+	guid, _ := malop["guid"].(string)
+	wrapper := map[string]any{"malop": malop, "malopType": malopType, "details": details, "detailsEndpoint": endpoint}
+	return typedMalopMessage(t, RawMalopDetailedType, guid, wrapper)
+}
+
+// malwareMessage wraps a malware alert the way the source stage publishes it.
+func malwareMessage(t testing.TB, malware map[string]any) kafka.Message {
+	t.Helper()
+	key, _ := malware["guid"].(string)
+	return kafka.Message{
+		Topic:   DefaultMalwareTopic,
+		Key:     []byte(key),
+		Value:   encode(t, malware),
+		Headers: rawHeaders(RawMalwareType, "https://console.example.net:8443/rest/malware/query", "2026-01-01T00:00:00.000Z"),
 	}
 }
 

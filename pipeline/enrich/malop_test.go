@@ -162,7 +162,7 @@ func TestMalopDevicesLinkToSeenSensors(t *testing.T) {
 	}
 
 	otherTenant := malopMessage(t, readTestdata(t, "malop-edr.json"))
-	otherTenant.Headers = rawHeaders(rawMalopType, testMalopsSource, "2025-12-30T13:15:00.000Z")
+	otherTenant.Headers = rawHeaders(RawMalopType, testMalopsSource, "2025-12-30T13:15:00.000Z")
 	otherTenant.Headers[5].Value = []byte("other.example.net")
 	other := decodeMap(t, processOne(t, stage, otherTenant).Value)
 	assertOptional(t, other, "/devices/0/uid", nil)
@@ -227,7 +227,7 @@ func TestMalopTimeFallback(t *testing.T) {
 			malop := readTestdata(t, "malop-edr.json")
 			tt.change(malop)
 			msg := malopMessage(t, malop)
-			msg.Headers = rawHeaders(rawMalopType, testMalopsSource, "2025-12-30T13:15:00.000Z")
+			msg.Headers = rawHeaders(RawMalopType, testMalopsSource, "2025-12-30T13:15:00.000Z")
 
 			finding := decodeFinding(t, processOne(t, stage, msg))
 

@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/oversoc/cybereason-connector/schemas"
@@ -571,5 +572,165 @@ func TestVendorMillis(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("millis(%s) = %d, %v; want %d, %v", tt.name, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+func TestInvestigationStatusMapping(t *testing.T) {
+	tests := []struct {
+		raw    string
+		status int
+		known  bool
+	}{
+		{"Pending", statusNew, true},
+		{"UnderInvestigation", statusInProgress, true},
+		{"Under investigation", statusInProgress, true},
+		{"OnHold", statusInProgress, true},
+		{"ON_HOLD", statusInProgress, true},
+		{"Reopened", statusNew, true},
+		{"Closed", statusResolved, true},
+		{"", statusUnknown, true},
+		{"Escalated", statusUnknown, false},
+	}
+	for _, tt := range tests {
+		got := mapInvestigationStatus(tt.raw)
+		if got.id != tt.status || got.verdict != verdictUnknown || got.known != tt.known {
+			t.Errorf("mapInvestigationStatus(%q) = %+v; want status %d, known %v", tt.raw, got, tt.status, tt.known)
+		}
+	}
+}
+
+func TestManagementStatusMapping(t *testing.T) {
+	tests := []struct {
+		raw     string
+		status  int
+		verdict int
+		known   bool
+	}{
+		{"UNREAD", statusNew, verdictUnknown, true},
+		{"TODO", statusNew, verdictUnknown, true},
+		{"REOPEN", statusNew, verdictUnknown, true},
+		{"OPEN", statusInProgress, verdictUnknown, true},
+		{"open", statusInProgress, verdictUnknown, true},
+		{"CLOSED", statusResolved, verdictTruePositive, true},
+		{"FP", statusResolved, verdictFalsePositive, true},
+		{"RESOLVED", statusUnknown, verdictUnknown, false},
+	}
+	for _, tt := range tests {
+		got := mapManagementStatus(tt.raw)
+		if got.id != tt.status || got.verdict != tt.verdict || got.known != tt.known {
+			t.Errorf("mapManagementStatus(%q) = %+v; want status %d, verdict %d, known %v", tt.raw, got, tt.status, tt.verdict, tt.known)
+		}
+	}
+}
+
+func TestMalwareStatusMapping(t *testing.T) {
+	tests := []struct {
+		raw     string
+		status  int
+		verdict int
+		known   bool
+	}{
+		{"Detected", statusNew, verdictUnknown, true},
+		{"FailedToQuarantine", statusNew, verdictUnknown, true},
+		{"DeleteOnRestart", statusInProgress, verdictUnknown, true},
+		{"Deleting on restart", statusInProgress, verdictUnknown, true},
+		{"Prevented", statusResolved, verdictTruePositive, true},
+		{"Quarantined", statusResolved, verdictTruePositive, true},
+		{"Remediated", statusResolved, verdictTruePositive, true},
+		{"Done", statusResolved, verdictTruePositive, true},
+		{"Excluded", statusSuppressed, verdictBenign, true},
+		{"", statusUnknown, verdictUnknown, true},
+		{"Sandboxed", statusUnknown, verdictUnknown, false},
+	}
+	for _, tt := range tests {
+		got := mapMalwareStatus(tt.raw)
+		if got.id != tt.status || got.verdict != tt.verdict || got.known != tt.known {
+			t.Errorf("mapMalwareStatus(%q) = %+v; want status %d, verdict %d, known %v", tt.raw, got, tt.status, tt.verdict, tt.known)
+		}
+	}
+}
+
+func TestMalwareSeverityMapping(t *testing.T) {
+	tests := []struct {
+		rawType, score string
+		id             int
+		caption        string
+		known          bool
+	}{
+		{"KnownMalware", "", 4, "High", true},
+		{"RansomwareMalware", "", 4, "High", true},
+		{"FilelessMalware", "", 4, "High", true},
+		{"UnknownMalware", "0.7721", 3, "Medium", true},
+		{"UnknownMalware", "0.9", 4, "High", true},
+		{"UnknownMalware", "", 3, "Medium", true},
+		{"UnknownMalware", "17", 3, "Medium", true},
+		{"ApplicationControlMalware", "", 2, "Low", true},
+		{"", "", 0, "Unknown", true},
+		{"QuantumMalware", "", 0, "Unknown", false},
+	}
+	for _, tt := range tests {
+		id, caption, known := malwareSeverity(tt.rawType, tt.score)
+		if id != tt.id || caption != tt.caption || known != tt.known {
+			t.Errorf("malwareSeverity(%q, %q) = %d %q %v; want %d %q %v", tt.rawType, tt.score, id, caption, known, tt.id, tt.caption, tt.known)
+		}
+	}
+}
+
+func TestParseAttackElement(t *testing.T) {
+	tests := []struct {
+		text string
+		want schemas.AttackElement
+	}{
+		{"T1059", schemas.AttackElement{UID: "T1059"}},
+		{"t1059.001", schemas.AttackElement{UID: "T1059.001"}},
+		{"TA0002", schemas.AttackElement{UID: "TA0002"}},
+		{"T1059 - Command and Scripting Interpreter", schemas.AttackElement{UID: "T1059", Name: "Command and Scripting Interpreter"}},
+		{"T1059: Command and Scripting Interpreter", schemas.AttackElement{UID: "T1059", Name: "Command and Scripting Interpreter"}},
+		{"Masquerading (T1036)", schemas.AttackElement{UID: "T1036", Name: "Masquerading"}},
+		{"Execution", schemas.AttackElement{Name: "Execution"}},
+		{"T10590", schemas.AttackElement{Name: "T10590"}},
+		{"T1059.1", schemas.AttackElement{Name: "T1059.1"}},
+		{"(T1036)", schemas.AttackElement{Name: "(T1036)"}},
+	}
+	for _, tt := range tests {
+		if got := parseAttackElement(tt.text); got != tt.want {
+			t.Errorf("parseAttackElement(%q) = %+v, want %+v", tt.text, got, tt.want)
+		}
+	}
+}
+
+// TestProtectionKeepsEveryRawField checks that every protection field of the sensor API lands in
+// protection.raw with its vendor text.
+func TestProtectionKeepsEveryRawField(t *testing.T) {
+	sensor := vendorObject{}
+	fields := []string{
+		"antiMalwareStatus", "amStatus", "amModeOrigin", "antiMalwareModeOrigin", "avDbVersion",
+		"staticAnalysisDetectMode", "staticAnalysisPreventMode", "staticAnalysisDetectModeOrigin",
+		"staticAnalysisPreventModeOrigin", "ransomwareStatus", "preventionStatus", "preventionError",
+		"antiExploitStatus", "powerShellStatus", "documentProtectionStatus", "documentProtectionMode",
+		"usbStatus", "fwStatus", "remoteShellStatus", "bepMode", "vppMode", "variantFilePreventionMode",
+		"isolated", "status", "serviceStatus", "outdated",
+	}
+	for _, name := range fields {
+		sensor[name] = "X_" + name
+	}
+	var unknown []string
+	protection := mapProtection(sensor, func(field, _ string) { unknown = append(unknown, field) })
+
+	for _, name := range fields {
+		if got := protection.Raw[name]; got != "X_"+name {
+			t.Errorf("protection.raw[%s] = %q, want the vendor text", name, got)
+		}
+	}
+	if len(protection.Raw) != len(fields) {
+		t.Errorf("protection.raw has %d fields, want %d", len(protection.Raw), len(fields))
+	}
+	for _, name := range []string{"amModeOrigin", "preventionError", "avDbVersion"} {
+		if slices.Contains(unknown, "sensor."+name) {
+			t.Errorf("raw-only field %s was counted as unknown", name)
+		}
+	}
+	if !slices.Contains(unknown, "sensor.fwStatus") || protection.Firewall != schemas.FeatureUnknown {
+		t.Errorf("unknown fwStatus gave %q and reports %v, want unknown and a report", protection.Firewall, unknown)
 	}
 }

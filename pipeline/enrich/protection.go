@@ -180,6 +180,9 @@ func mapProtection(sensor vendorObject, report unknownReporter) schemas.Protecti
 
 	keepRaw("isolated")
 	keepRaw("outdated")
+	for _, name := range protectionRawOnlyFields() {
+		keepRaw(name)
+	}
 	p.IsIsolated = optionalBool(sensor, "isolated", "sensor", report)
 	p.IsOutdated = optionalBool(sensor, "outdated", "sensor", report)
 
@@ -188,6 +191,16 @@ func mapProtection(sensor vendorObject, report unknownReporter) schemas.Protecti
 	}
 	assess(&p)
 	return p
+}
+
+// protectionRawOnlyFields lists the protection fields of a sensor that have no normalized field
+// and are kept only in protection.raw: where a mode was set, the last prevention error and the
+// signature database version. avDbVersion changes with every signature update and is volatile.
+func protectionRawOnlyFields() []string {
+	return []string{
+		"amModeOrigin", "antiMalwareModeOrigin", "staticAnalysisDetectModeOrigin", "staticAnalysisPreventModeOrigin",
+		"preventionError", "avDbVersion",
+	}
 }
 
 // optionalBool reads a boolean field; nil when it is absent or not a boolean, which is reported.

@@ -197,6 +197,8 @@ func TestProcessSensorNullAndEmptyAreAbsent(t *testing.T) {
 		"ransomwareStatus", "antiExploitStatus", "powerShellStatus", "documentProtectionStatus",
 		"documentProtectionMode", "fwStatus", "usbStatus", "remoteShellStatus", "bepMode", "vppMode",
 		"variantFilePreventionMode", "siteName", "upTime", "avDbVersion", "customTags",
+		"amModeOrigin", "antiMalwareModeOrigin", "staticAnalysisDetectModeOrigin", "staticAnalysisPreventModeOrigin",
+		"preventionError",
 	}
 	variants := map[string]func(map[string]any, string){
 		"null":    func(s map[string]any, name string) { s[name] = nil },
@@ -402,7 +404,7 @@ func TestSensorVolatileChangesKeepID(t *testing.T) {
 
 	t.Run("poll time", func(t *testing.T) {
 		msg := sensorMessage(t, readTestdata(t, "sensor-full.json"))
-		msg.Headers = rawHeaders(rawSensorType, testSensorsSource, "2026-01-01T06:00:00.000Z")
+		msg.Headers = rawHeaders(RawSensorType, testSensorsSource, "2026-01-01T06:00:00.000Z")
 		if got := headerValue(t, processOne(t, stage, msg), "ce_id"); got != base {
 			t.Errorf("ce_id = %s, want %s", got, base)
 		}

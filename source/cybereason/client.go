@@ -6,7 +6,9 @@
 // The console never responds 401. It reports a missing or expired session with a redirect to
 // /login.html, or, behind a proxy that follows redirects, with a 200 HTML login page. The client
 // follows no redirects, treats both responses as "not logged in", logs in again once and repeats the
-// call once. HTML is never passed to the caller.
+// call once. HTML is never passed to the caller. It also logs in again before the session cookie's
+// 8 hours run out, completes a two-factor login with a TOTP secret, and retries 429 and 5xx
+// responses with backoff.
 package cybereason
 
 import (
@@ -28,6 +30,12 @@ const (
 	MaxPageSize             = 1000 // the console rejects a sensors query with a larger limit
 	DefaultMaxPages         = 10000
 	DefaultMaxResponseBytes = 64 << 20
+	DefaultMaxRetries       = 4
+	DefaultRetryBackoffMin  = 1 * time.Second
+	DefaultRetryBackoffMax  = 60 * time.Second
+	// DefaultSessionRenewAfter is 10 minutes short of the 8 hours for which the console's session
+	// cookie is valid (Max-Age=28800).
+	DefaultSessionRenewAfter = 7*time.Hour + 50*time.Minute
 )
 
 // Config configures a Client. Zero values of the optional fields select their defaults.
@@ -40,34 +48,64 @@ type Config struct {
 	// Password returns the password. Required. It is called at each login, so a secret mounted
 	// from a file can rotate.
 	Password func() (string, error)
+	// TOTPSecret returns the base32 TOTP secret of a two-factor account. Optional: without it, a
+	// two-factor login fails with ErrTOTPRequired. It is called at each two-factor login.
+	TOTPSecret func() (string, error)
+	// CAFile is a PEM file of CA certificates that the client trusts in addition to the system
+	// roots, for on-premises consoles with a private CA. Optional.
+	CAFile string
 	// HTTPClient is copied, with redirects disabled and its cookie jar removed, because the client
-	// keeps the session cookies itself. Default: a client with a clone of http.DefaultTransport.
+	// keeps the session cookies itself. A *http.Transport is cloned and given TLS 1.2 as minimum
+	// version and the CAFile roots. Default: a clone of http.DefaultTransport, which takes its
+	// proxy from HTTPS_PROXY and NO_PROXY (http.ProxyFromEnvironment).
 	HTTPClient *http.Client
 	// Timeout bounds each HTTP request, including reading its response. Default 60s.
 	Timeout time.Duration
-	// PageSize is the number of sensors per page, 1 to 1000. Default 1000.
+	// PageSize is the number of sensors or malware alerts per page, 1 to 1000. Default 1000.
 	PageSize int
-	// MaxPages is the number of sensors pages after which QuerySensors gives up while the console
-	// still reports more results. Default 10000.
+	// MaxPages is the number of pages after which QuerySensors, QueryMalware and MalopsV2 give up
+	// while the console still reports more results. Default 10000.
 	MaxPages int
+	// MalopsV2 configures MalopsV2.
+	MalopsV2 MalopV2Options
 	// MaxResponseBytes bounds the decompressed size of one response body. Default 64 MiB.
 	MaxResponseBytes int64
+	// MaxRetries is the number of times a call is repeated after a 429 or 5xx response. Default 4;
+	// a negative value disables the retries.
+	MaxRetries int
+	// RetryBackoffMin and RetryBackoffMax bound the wait before a retry, which doubles from the
+	// minimum with each retry, with random jitter. A Retry-After header raises the wait, and one
+	// longer than RetryBackoffMax ends the retries. Defaults 1s and 60s.
+	RetryBackoffMin, RetryBackoffMax time.Duration
+	// SessionRenewAfter is the session age after which the client logs in again before its next
+	// call. Default 7h50m, because the console's session cookie is valid for 8 hours.
+	SessionRenewAfter time.Duration
 }
 
-// Client calls one Cybereason console. It is safe for concurrent use. It sends one request at a
-// time, so it never runs two heavy queries (sensor pages, inbox windows) on the console at once.
+// Client calls one Cybereason console. It is safe for concurrent use. It sends one /rest request at
+// a time, so it never runs two heavy queries (sensor pages, inbox windows, MalOp details) on the
+// console at once. Concurrent calls queue for that slot. A call waiting to retry after a 429 or
+// 5xx response releases the slot during the wait, so other calls are not held behind it.
 type Client struct {
-	baseURL  string
-	username string
-	password func() (string, error)
-	http     *http.Client
-	timeout  time.Duration
-	pageSize int
-	maxPages int
-	maxBody  int64
-	logger   *slog.Logger
+	baseURL    string
+	username   string
+	password   func() (string, error)
+	totpSecret func() (string, error)
+	http       *http.Client
+	timeout    time.Duration
+	pageSize   int
+	maxPages   int
+	maxBody    int64
+	malopsV2   MalopV2Options
+	logger     *slog.Logger
+	retry      retryPolicy
+	renewAfter time.Duration
 
-	requestSlot chan struct{} // held while a request is in flight
+	// now and sleep are time.Now and sleepContext, replaced by tests.
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
+
+	requestSlot chan struct{} // held while a /rest request is in flight
 	loginSlot   chan struct{} // held while a login is in flight
 
 	mu      sync.Mutex
@@ -79,6 +117,7 @@ type session struct {
 	generation uint64 // increases with each successful login
 	active     bool
 	cookies    []*http.Cookie // set by the login response, sent with every call
+	started    time.Time      // time of the login
 }
 
 // NewClient validates cfg, applies its defaults and returns a client that is not logged in yet.
@@ -92,25 +131,27 @@ func NewClient(cfg Config, logger *slog.Logger) (*Client, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 
-	var httpClient http.Client
-	if cfg.HTTPClient != nil {
-		httpClient = *cfg.HTTPClient
-	} else {
-		httpClient.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	httpClient, err := newHTTPClient(cfg.HTTPClient, cfg.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("invalid Cybereason client config: %w", err)
 	}
-	httpClient.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	httpClient.Jar = nil
 
 	return &Client{
 		baseURL:     strings.TrimRight(cfg.BaseURL, "/"),
 		username:    cfg.Username,
 		password:    cfg.Password,
-		http:        &httpClient,
+		totpSecret:  cfg.TOTPSecret,
+		http:        httpClient,
 		timeout:     cfg.Timeout,
 		pageSize:    cfg.PageSize,
 		maxPages:    cfg.MaxPages,
 		maxBody:     cfg.MaxResponseBytes,
+		malopsV2:    cfg.MalopsV2.withDefaults(),
 		logger:      logger.With("console", cfg.BaseURL),
+		retry:       retryPolicy{maxRetries: max(cfg.MaxRetries, 0), minWait: cfg.RetryBackoffMin, maxWait: cfg.RetryBackoffMax},
+		renewAfter:  cfg.SessionRenewAfter,
+		now:         time.Now,
+		sleep:       sleepContext,
 		requestSlot: make(chan struct{}, 1),
 		loginSlot:   make(chan struct{}, 1),
 	}, nil
@@ -139,6 +180,13 @@ func (cfg Config) validate() error {
 	}
 	if cfg.MaxResponseBytes < 0 {
 		errs = append(errs, fmt.Errorf("MaxResponseBytes %d is negative; use 0 for the default %d", cfg.MaxResponseBytes, DefaultMaxResponseBytes))
+	}
+	if err := cfg.MalopsV2.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, cfg.validateRetries()...)
+	if cfg.SessionRenewAfter < 0 {
+		errs = append(errs, fmt.Errorf("SessionRenewAfter %s is negative; use 0 for the default %s", cfg.SessionRenewAfter, DefaultSessionRenewAfter))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid Cybereason client config: %w", errors.Join(errs...))
@@ -180,6 +228,18 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.MaxResponseBytes == 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = DefaultMaxRetries
+	}
+	if cfg.RetryBackoffMin == 0 {
+		cfg.RetryBackoffMin = DefaultRetryBackoffMin
+	}
+	if cfg.RetryBackoffMax == 0 {
+		cfg.RetryBackoffMax = max(DefaultRetryBackoffMax, cfg.RetryBackoffMin)
+	}
+	if cfg.SessionRenewAfter == 0 {
+		cfg.SessionRenewAfter = DefaultSessionRenewAfter
 	}
 	return cfg
 }

@@ -162,7 +162,7 @@ func TestLoginJudgesRedirectTarget(t *testing.T) {
 		{"password reset", http.StatusFound, "/reset.html", "", "password has expired", true},
 		{"redirect without Location", http.StatusFound, "", "", "without a Location", false},
 		{"login page by title", http.StatusOK, "", "<html><title>Cybereason | Login</title></html>", "login page", true},
-		{"two-factor prompt", http.StatusOK, "", "<p>Two factor authentication</p>", "two-factor", false},
+		{"two-factor prompt without a TOTP secret", http.StatusOK, "", "<p>Two factor authentication</p>", "CYBEREASON_TOTP_SECRET", true},
 		{"unrelated page", http.StatusOK, "", "<html>hello</html>", "without a redirect", false},
 		{"server error", http.StatusInternalServerError, "", "boom", "500 Internal Server Error", false},
 	}

@@ -12,13 +12,17 @@ import (
 
 const inboxPath = "/rest/detection/inbox"
 
-// Malop is one MalOp (EDR or EPP) of the detection inbox.
+// Malop is one MalOp (EDR or EPP) of the detection inbox or of the MalOp management API.
 type Malop struct {
 	GUID string
+	// EDR reports an AI Hunt (EDR) MalOp, whose details come from EDRMalopDetails, rather than an
+	// Endpoint Protection (EPP) MalOp, whose details come from EPPMalopDetails. It is the inbox's
+	// edr member or the management API's isEdr member, false when missing or null.
+	EDR bool
 	// LastUpdateTime is the MalOp's lastUpdateTime, or its creationTime when the console sent no
 	// lastUpdateTime.
 	LastUpdateTime time.Time
-	Raw            json.RawMessage // the MalopInboxModel object without its iconBase64 member
+	Raw            json.RawMessage // the MalOp object without its iconBase64 member
 }
 
 type inboxQuery struct {
@@ -27,6 +31,7 @@ type inboxQuery struct {
 }
 
 type inboxResponse struct {
+	envelope
 	Malops *[]json.RawMessage `json:"malops"`
 }
 
@@ -49,6 +54,9 @@ func (c *Client) MalopsInbox(ctx context.Context, from, to time.Time) ([]Malop, 
 		decode: func(r io.Reader) error {
 			var response inboxResponse
 			if err := json.NewDecoder(r).Decode(&response); err != nil {
+				return err
+			}
+			if err := response.check(http.MethodPost + " " + inboxPath); err != nil {
 				return err
 			}
 			if response.Malops == nil {
@@ -80,9 +88,14 @@ func (c *Client) MalopsInbox(ctx context.Context, from, to time.Time) ([]Malop, 
 	return malops, nil
 }
 
-// parseMalop reads the guid and update time of a MalopInboxModel object and removes its
+// parseMalop reads the guid, update time and edr flag of a MalopInboxModel object and removes its
 // iconBase64 member.
 func parseMalop(raw json.RawMessage) (Malop, error) {
+	return parseMalopObject(raw, "edr")
+}
+
+// parseMalopObject reads a MalOp object whose EDR flag is the member edrMember.
+func parseMalopObject(raw json.RawMessage, edrMember string) (Malop, error) {
 	members, err := objectMembers(raw)
 	if err != nil {
 		return Malop{}, err
@@ -110,7 +123,13 @@ func parseMalop(raw json.RawMessage) (Malop, error) {
 		return Malop{}, fmt.Errorf("MalOp %s has neither lastUpdateTime nor creationTime", guid)
 	}
 
-	return Malop{GUID: guid, LastUpdateTime: updated, Raw: withoutMember(raw, members, iconMember)}, nil
+	var edr flexBool
+	if value, ok := lookup(members, edrMember); ok {
+		if err := json.Unmarshal(value, &edr); err != nil {
+			return Malop{}, fmt.Errorf("MalOp %s: %s: %w", guid, edrMember, err)
+		}
+	}
+	return Malop{GUID: guid, EDR: bool(edr), LastUpdateTime: updated, Raw: withoutMember(raw, members, iconMember)}, nil
 }
 
 // malopTime reads an epoch-milliseconds member, or the zero time when it is missing, null or 0.

@@ -33,6 +33,8 @@ type StatusError struct {
 	StatusCode int
 	Status     string // e.g. "403 Forbidden"
 	Excerpt    string // start of the response body, whitespace collapsed, at most 300 bytes
+	// RetryAfter is the wait that a Retry-After header requested, or 0 without one.
+	RetryAfter time.Duration
 }
 
 func (e *StatusError) Error() string {
@@ -99,10 +101,17 @@ func (call restCall) name() string {
 	return call.method + " " + call.endpoint
 }
 
-// do sends call with the current session, logging in first when there is none. When the console
-// responds as if the session were missing or expired, do logs in again once and repeats the call
-// once.
+// do sends call and decodes its response. It logs in first when there is no session or the session
+// is older than SessionRenewAfter. When the console responds as if the session were missing or
+// expired, do logs in again once and repeats the call once. A 429 or 5xx response is retried up to
+// MaxRetries times with backoff. Each HTTP request is bounded by Timeout, and ctx bounds the whole
+// call, including the waits before retries.
 func (c *Client) do(ctx context.Context, call restCall) error {
+	return c.doWithRetries(ctx, call)
+}
+
+// doWithSession sends call once, or twice when the first response shows an expired session.
+func (c *Client) doWithSession(ctx context.Context, call restCall) error {
 	if err := c.ensureSession(ctx); err != nil {
 		return fmt.Errorf("%s: %w", call.name(), err)
 	}
@@ -147,11 +156,15 @@ func (c *Client) attempt(ctx context.Context, call restCall) (uint64, error) {
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return current.generation, fmt.Errorf("%s: %w", call.name(), describeTimeout(ctx, err, c.timeout))
+		return current.generation, fmt.Errorf("%s: %w", call.name(), describeTransportError(ctx, err, c.timeout))
 	}
 	defer discardAndClose(resp.Body)
 
 	if err := c.readResponse(resp, call); err != nil {
+		var envelopeErr *EnvelopeError
+		if errors.As(err, &envelopeErr) {
+			return current.generation, err // it names the endpoint already
+		}
 		return current.generation, fmt.Errorf("%s: %w", call.name(), describeTimeout(ctx, err, c.timeout))
 	}
 	return current.generation, nil
@@ -167,7 +180,9 @@ func (c *Client) readResponse(resp *http.Response, call restCall) error {
 		}
 		return fmt.Errorf("returned an unexpected redirect %s to %q", resp.Status, redactSessionID(location))
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return newStatusError(call.method, call.endpoint, resp, c.maxBody)
+		statusErr := newStatusError(call.method, call.endpoint, resp, c.maxBody)
+		statusErr.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		return statusErr
 	}
 
 	body, err := bodyReader(resp, c.maxBody)
@@ -179,9 +194,21 @@ func (c *Client) readResponse(resp *http.Response, call restCall) error {
 		return fmt.Errorf("%w: returned an HTML page (Content-Type %q) instead of JSON", errNotLoggedIn, contentType)
 	}
 	if err := call.decode(buffered); err != nil {
-		return fmt.Errorf("decode the response: %w", err)
+		return describeDecodeError(err)
 	}
 	return nil
+}
+
+// describeDecodeError explains a failed decoding. An envelope failure is returned unchanged.
+func describeDecodeError(err error) error {
+	var envelopeErr *EnvelopeError
+	switch {
+	case errors.As(err, &envelopeErr):
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("decode the JSON response: the body ended before the JSON was complete (truncated response): %w", err)
+	}
+	return fmt.Errorf("decode the JSON response: %w", err)
 }
 
 // looksLikeHTML reports whether a body is HTML, by its Content-Type or by its first non-blank byte.
@@ -241,6 +268,11 @@ func (r *boundedReader) Read(p []byte) (int, error) {
 	n, err := r.source.Read(p)
 	r.remaining -= int64(n)
 	return n, err
+}
+
+// describeTransportError explains a failed certificate check or a timeout of an HTTP request.
+func describeTransportError(ctx context.Context, err error, timeout time.Duration) error {
+	return describeCertificateError(describeTimeout(ctx, err, timeout))
 }
 
 // describeTimeout names the per-request timeout when a request ran out of time.

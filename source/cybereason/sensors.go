@@ -7,16 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 )
 
 const sensorsPath = "/rest/sensors/query"
 
-// Errors that stop QuerySensors so that a console that never ends paging cannot make it loop
-// forever.
+// Errors that stop paging (QuerySensors, QueryMalware, MalopsV2), so that a console that never
+// ends paging cannot make the client loop forever.
 var (
-	ErrTooManyPages = errors.New("the console still reports more sensors after MaxPages pages")
-	ErrPageRepeated = errors.New("the console returned the same sensors page twice")
+	ErrTooManyPages = errors.New("the console still reports more results after MaxPages pages")
+	ErrPageRepeated = errors.New("the console returned the same page twice")
 )
 
 // Sensor is one object of the sensor inventory.
@@ -49,6 +48,7 @@ type sensorsFilter struct {
 }
 
 type sensorsResponse struct {
+	envelope
 	TotalResults   flexInt            `json:"totalResults"`
 	Sensors        *[]json.RawMessage `json:"sensors"`
 	HasMoreResults *flexBool          `json:"hasMoreResults"`
@@ -74,38 +74,11 @@ func (r sensorsResponse) more(pageSize int) bool {
 // in the middle, it logs in again and requests the same page index again. An error from fn stops
 // paging and is returned wrapped.
 func (c *Client) QuerySensors(ctx context.Context, fn func(SensorPage) error) error {
-	var previous []string
-	for index := 0; ; index++ {
-		if index == c.maxPages {
-			return fmt.Errorf("query sensors: %w (MaxPages is %d, PageSize %d)", ErrTooManyPages, c.maxPages, c.pageSize)
-		}
-
-		page, more, err := c.sensorsPage(ctx, index)
-		if err != nil {
-			return fmt.Errorf("query sensors page %d: %w", index, err)
-		}
-		c.logger.Debug("received Cybereason sensors page", "page", index, "sensors", len(page.Sensors),
-			"total_results", page.TotalResults, "has_more_results", more)
-		if len(page.Sensors) == 0 {
-			return nil
-		}
-
-		ids := sensorIDs(page.Sensors)
-		if slices.Equal(ids, previous) {
-			return fmt.Errorf("query sensors page %d: %w: it has the same %d sensorIds as page %d", index, ErrPageRepeated, len(ids), index-1)
-		}
-		if err := fn(page); err != nil {
-			return fmt.Errorf("handle sensors page %d: %w", index, err)
-		}
-		if !more {
-			return nil
-		}
-		previous = ids
-	}
+	return readPagesByIndex(ctx, c, "sensors", c.sensorsPage, fn)
 }
 
 // sensorsPage requests one page and reports whether the console has more results after it.
-func (c *Client) sensorsPage(ctx context.Context, index int) (SensorPage, bool, error) {
+func (c *Client) sensorsPage(ctx context.Context, index int) (indexPage[SensorPage], error) {
 	body, err := json.Marshal(sensorsQuery{
 		Limit:  c.pageSize,
 		Offset: index,
@@ -117,7 +90,7 @@ func (c *Client) sensorsPage(ctx context.Context, index int) (SensorPage, bool, 
 		Filters:          []sensorsFilter{},
 	})
 	if err != nil {
-		return SensorPage{}, false, err
+		return indexPage[SensorPage]{}, err
 	}
 
 	var response sensorsResponse
@@ -127,25 +100,31 @@ func (c *Client) sensorsPage(ctx context.Context, index int) (SensorPage, bool, 
 		body:     body,
 		decode: func(r io.Reader) error {
 			response = sensorsResponse{}
-			return json.NewDecoder(r).Decode(&response)
+			if err := json.NewDecoder(r).Decode(&response); err != nil {
+				return err
+			}
+			return response.check(http.MethodPost + " " + sensorsPath)
 		},
 	})
 	if err != nil {
-		return SensorPage{}, false, err
+		return indexPage[SensorPage]{}, err
 	}
 	if response.Sensors == nil {
-		return SensorPage{}, false, fmt.Errorf("POST %s: the response has no sensors array", sensorsPath)
+		return indexPage[SensorPage]{}, fmt.Errorf("POST %s: the response has no sensors array", sensorsPath)
 	}
 
 	page := SensorPage{Index: index, TotalResults: int(response.TotalResults), Sensors: make([]Sensor, 0, len(*response.Sensors))}
 	for position, raw := range *response.Sensors {
 		sensor, err := parseSensor(raw)
 		if err != nil {
-			return SensorPage{}, false, fmt.Errorf("sensor %d of the page: %w", position, err)
+			return indexPage[SensorPage]{}, fmt.Errorf("sensor %d of the page: %w", position, err)
 		}
 		page.Sensors = append(page.Sensors, sensor)
 	}
-	return page, response.more(c.pageSize), nil
+	more := response.more(c.pageSize)
+	c.logger.Debug("received Cybereason sensors page", "page", index, "sensors", len(page.Sensors),
+		"total_results", page.TotalResults, "has_more_results", more)
+	return indexPage[SensorPage]{page: page, keys: sensorIDs(page.Sensors), more: more}, nil
 }
 
 // parseSensor reads the sensorId of a sensor object and removes its iconBase64 member.

@@ -227,7 +227,8 @@ func TestQuerySensorsStatusErrors(t *testing.T) {
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
 			console := startConsole(t, cybereasontest.GenerateTenant(26, 10, 0, testNow))
-			client := newClient(t, console.URL, testPassword, nil, nil)
+			// Without retries, so that the one injected failure reaches the caller.
+			client := newClient(t, console.URL, testPassword, func(c *cybereason.Config) { c.MaxRetries = -1 }, nil)
 			console.FailRequests(1, test.status)
 
 			_, err := querySensors(t, client)

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 )
 
 const (
@@ -21,8 +23,30 @@ const (
 )
 
 // ErrCredentialsRejected is the errors.Is target of a login that the console rejected: a wrong
-// user name or password, an expired password, or an account locked by the console.
+// user name or password, a rejected TOTP code, or an account locked by the console.
+// ErrTOTPRequired and ErrPasswordExpired match it too, because repeating such a login cannot
+// succeed either.
 var ErrCredentialsRejected = errors.New("console rejected the credentials")
+
+// Login failures that need a change of the account or of the configuration.
+var (
+	// ErrTOTPRequired is a two-factor login without a configured TOTP secret.
+	ErrTOTPRequired error = &loginRejection{"the account requires two-factor authentication: set " +
+		"CYBEREASON_TOTP_SECRET (or CYBEREASON_TOTP_SECRET_FILE) to its TOTP secret, or use an API user " +
+		"that is exempt from two-factor authentication"}
+	// ErrPasswordExpired is a login that the console redirected to its password change page.
+	ErrPasswordExpired error = &loginRejection{"the password has expired and the console requires a password change: " +
+		"change it in the console, then update the configured password"}
+)
+
+// loginRejection is a login failure that also matches ErrCredentialsRejected.
+type loginRejection struct{ text string }
+
+func (e *loginRejection) Error() string { return e.text }
+
+// Is makes errors.Is(err, ErrCredentialsRejected) true, so callers that stop on rejected
+// credentials stop on this failure too.
+func (e *loginRejection) Is(target error) bool { return target == ErrCredentialsRejected }
 
 // errNotLoggedIn marks a response that means the session is missing or expired: a redirect to the
 // login page, or an HTML page where JSON was expected.
@@ -41,8 +65,8 @@ func (c *Client) Login(ctx context.Context) error {
 	return c.login(ctx)
 }
 
-// Logout ends the console session. The next call logs in again. Logout without a session does
-// nothing.
+// Logout ends the console session with GET /logout. The next call logs in again. Logout without a
+// session, including a second Logout, does nothing and returns nil.
 func (c *Client) Logout(ctx context.Context) error {
 	c.mu.Lock()
 	current := c.session
@@ -65,7 +89,7 @@ func (c *Client) Logout(ctx context.Context) error {
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("log out of Cybereason console: %w", err)
+		return fmt.Errorf("log out of Cybereason console: %w", describeTransportError(ctx, err, c.timeout))
 	}
 	defer discardAndClose(resp.Body)
 
@@ -76,15 +100,21 @@ func (c *Client) Logout(ctx context.Context) error {
 	return nil
 }
 
-// ensureSession logs in unless a session is active.
+// ensureSession logs in unless a session is active and younger than SessionRenewAfter. Renewing
+// early keeps a call from meeting the end of the console's 8-hour session cookie.
 func (c *Client) ensureSession(ctx context.Context) error {
 	c.mu.Lock()
 	current := c.session
 	c.mu.Unlock()
 
-	if current.active {
+	if !current.active {
+		return c.relogin(ctx, current.generation)
+	}
+	age := c.now().Sub(current.started)
+	if age < c.renewAfter {
 		return nil
 	}
+	c.logger.Info("renewing the Cybereason session before it expires", "user", c.username, "age", age.Round(time.Second))
 	return c.relogin(ctx, current.generation)
 }
 
@@ -105,27 +135,47 @@ func (c *Client) relogin(ctx context.Context, stale uint64) error {
 	return c.login(ctx)
 }
 
-// login posts the credentials form and stores the session. The caller holds loginSlot.
+// login posts the credentials form, completes a two-factor login when the console requests one,
+// and stores the session. The caller holds loginSlot.
 func (c *Client) login(ctx context.Context) error {
-	cookies, err := c.postLoginForm(ctx)
+	cookies, err := c.authenticate(ctx)
 	if err != nil {
 		c.logger.Warn("Cybereason login failed", "user", c.username, "error", err)
 		return fmt.Errorf("log in to %s: %w", c.baseURL, err)
 	}
 
 	c.mu.Lock()
-	c.session = session{generation: c.session.generation + 1, active: true, cookies: cookies}
+	c.session = session{generation: c.session.generation + 1, active: true, cookies: cookies, started: c.now()}
 	c.mu.Unlock()
 
 	c.logger.Info("logged in to Cybereason console", "user", c.username)
 	return nil
 }
 
-// postLoginForm sends the login form and returns the session cookies of a successful login.
-func (c *Client) postLoginForm(ctx context.Context) ([]*http.Cookie, error) {
+// authenticate runs the login steps and returns the cookies of the new session.
+func (c *Client) authenticate(ctx context.Context) ([]*http.Cookie, error) {
+	first, err := c.postLoginForm(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !first.twoFactor {
+		return first.cookies, nil
+	}
+	return c.completeTwoFactor(ctx, first.cookies)
+}
+
+// loginStep is the outcome of an accepted login form: the session cookies, and whether the
+// console requests a TOTP code before the session is valid.
+type loginStep struct {
+	cookies   []*http.Cookie
+	twoFactor bool
+}
+
+// postLoginForm sends the login form and returns the cookies of an accepted login.
+func (c *Client) postLoginForm(ctx context.Context) (loginStep, error) {
 	password, err := c.password()
 	if err != nil {
-		return nil, fmt.Errorf("read the password of user %q: %w", c.username, err)
+		return loginStep{}, fmt.Errorf("read the password of user %q: %w", c.username, err)
 	}
 	form := url.Values{"username": {c.username}, "password": {password}}
 
@@ -134,77 +184,103 @@ func (c *Client) postLoginForm(ctx context.Context) ([]*http.Cookie, error) {
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL+loginPath, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, err
+		return loginStep{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept-Encoding", "gzip")
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("POST %s as user %q: %w", loginPath, c.username, describeTimeout(ctx, err, c.timeout))
+		return loginStep{}, fmt.Errorf("POST %s as user %q: %w", loginPath, c.username, describeTransportError(ctx, err, c.timeout))
 	}
 	defer discardAndClose(resp.Body)
 
 	return c.checkLoginResponse(resp)
 }
 
-// checkLoginResponse accepts only a redirect away from the login page, and returns the cookies it
-// sets. A redirect back to the login page or to an error URL, or a 200 login page, means the
-// console rejected the credentials.
-func (c *Client) checkLoginResponse(resp *http.Response) ([]*http.Cookie, error) {
+// checkLoginResponse accepts a redirect away from the login page, or the 200 two-factor prompt,
+// and returns the cookies the response sets. A redirect back to the login page or to an error URL,
+// or a 200 login page, means the console rejected the credentials.
+func (c *Client) checkLoginResponse(resp *http.Response) (loginStep, error) {
 	if isRedirect(resp.StatusCode) {
 		location := resp.Header.Get("Location")
-		if err := c.checkLoginRedirect(location); err != nil {
-			return nil, err
+		if err := c.checkLoginRedirect(loginPath, location); err != nil {
+			return loginStep{}, err
 		}
-		return sessionCookies(resp, location)
+		cookies, err := sessionCookies(resp, loginPath, "a redirect to "+location, nil)
+		return loginStep{cookies: cookies}, err
 	}
 
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("POST %s: %w", loginPath, newStatusError(http.MethodPost, loginPath, resp, c.maxBody))
+		return loginStep{}, fmt.Errorf("POST %s: %w", loginPath, newStatusError(http.MethodPost, loginPath, resp, c.maxBody))
 	}
-	body, err := readBounded(resp, min(c.maxBody, loginPageLimit))
-	if err != nil && !errors.Is(err, errResponseTooLarge) {
-		return nil, fmt.Errorf("POST %s: read the response: %w", loginPath, err)
+	page, err := c.readLoginPage(resp, loginPath)
+	if err != nil {
+		return loginStep{}, err
 	}
-	page := string(body)
 	switch {
+	case isPasswordChangePage(page):
+		return loginStep{}, fmt.Errorf("%w (user %q, POST %s returned a password change page)", ErrPasswordExpired, c.username, loginPath)
+	case isTwoFactorPrompt(page):
+		// Checked before the login page, because the prompt may be part of the login application.
+		cookies, err := sessionCookies(resp, loginPath, "the two-factor prompt", nil)
+		return loginStep{cookies: cookies, twoFactor: true}, err
 	case isLoginPage(page):
-		return nil, fmt.Errorf("%w for user %q: POST %s returned the login page again", ErrCredentialsRejected, c.username, loginPath)
-	case strings.Contains(page, "Two factor authentication") || strings.Contains(page, "Authentication Code"):
-		return nil, fmt.Errorf("user %q has two-factor authentication enabled, which this client does not support; use an API user without it", c.username)
+		return loginStep{}, fmt.Errorf("%w for user %q: POST %s returned the login page again", ErrCredentialsRejected, c.username, loginPath)
 	}
-	return nil, fmt.Errorf("POST %s returned 200 %s without a redirect; expected a 302 to the console (is BaseURL the console?)",
+	return loginStep{}, fmt.Errorf("POST %s returned 200 %s without a redirect; expected a 302 to the console (is BaseURL the console?)",
 		loginPath, resp.Header.Get("Content-Type"))
 }
 
-func (c *Client) checkLoginRedirect(location string) error {
+// readLoginPage reads the start of an HTML response to a login step.
+func (c *Client) readLoginPage(resp *http.Response, endpoint string) (string, error) {
+	body, err := readBounded(resp, min(c.maxBody, loginPageLimit))
+	if err != nil && !errors.Is(err, errResponseTooLarge) {
+		return "", fmt.Errorf("POST %s: read the response: %w", endpoint, err)
+	}
+	return string(body), nil
+}
+
+// checkLoginRedirect judges the redirect target of a login step: a password reset page, the login
+// page or an error URL fail, and any other target is the console.
+func (c *Client) checkLoginRedirect(endpoint, location string) error {
+	lower := strings.ToLower(location)
 	switch {
 	case location == "":
-		return fmt.Errorf("POST %s returned a redirect without a Location header", loginPath)
-	case strings.Contains(strings.ToLower(location), "reset"):
-		return fmt.Errorf("%w for user %q: the password has expired and must be changed in the console (redirected to %s)",
-			ErrCredentialsRejected, c.username, redactSessionID(location))
-	case isLoginLocation(location) || strings.Contains(strings.ToLower(location), "error"):
+		return fmt.Errorf("POST %s returned a redirect without a Location header", endpoint)
+	case strings.Contains(lower, "reset"):
+		return fmt.Errorf("%w (user %q, redirected to %s)", ErrPasswordExpired, c.username, redactSessionID(location))
+	case isLoginLocation(location) || strings.Contains(lower, "error"):
 		return fmt.Errorf("%w for user %q (redirected to %s)", ErrCredentialsRejected, c.username, redactSessionID(location))
 	}
 	return nil
 }
 
-// sessionCookies returns the cookies a successful login sets, without those it deletes
-// (such as rememberMe=deleteMe with Max-Age=0).
-func sessionCookies(resp *http.Response, location string) ([]*http.Cookie, error) {
-	var cookies []*http.Cookie
-	hasSession := false
+// isTwoFactorPrompt reports whether an HTML body is the console's prompt for a TOTP code.
+func isTwoFactorPrompt(page string) bool {
+	return strings.Contains(page, "Two factor authentication") || strings.Contains(page, "Authentication Code")
+}
+
+// isPasswordChangePage reports whether an HTML body is a form to replace an expired password.
+func isPasswordChangePage(page string) bool {
+	return strings.Contains(page, "newPassword") || strings.Contains(page, "reset.html")
+}
+
+// sessionCookies returns the cookies of earlier, replaced or deleted by those a login step sets.
+// A cookie with an empty value or a negative Max-Age (such as rememberMe=deleteMe) deletes one.
+// The result must contain a session cookie. target names the redirect target or page in the
+// error.
+func sessionCookies(resp *http.Response, endpoint, target string, earlier []*http.Cookie) ([]*http.Cookie, error) {
+	cookies := slices.Clone(earlier)
 	for _, cookie := range resp.Cookies() {
-		if cookie.Value == "" || cookie.MaxAge < 0 {
-			continue
+		cookies = slices.DeleteFunc(cookies, func(kept *http.Cookie) bool { return kept.Name == cookie.Name })
+		if cookie.Value != "" && cookie.MaxAge >= 0 {
+			cookies = append(cookies, &http.Cookie{Name: cookie.Name, Value: cookie.Value})
 		}
-		cookies = append(cookies, &http.Cookie{Name: cookie.Name, Value: cookie.Value})
-		hasSession = hasSession || cookie.Name == sessionCookie
 	}
-	if !hasSession {
-		return nil, fmt.Errorf("POST %s redirected to %s but set no %s cookie", loginPath, redactSessionID(location), sessionCookie)
+
+	if !slices.ContainsFunc(cookies, func(cookie *http.Cookie) bool { return cookie.Name == sessionCookie }) {
+		return nil, fmt.Errorf("POST %s returned %s but set no %s cookie", endpoint, redactSessionID(target), sessionCookie)
 	}
 	return cookies, nil
 }

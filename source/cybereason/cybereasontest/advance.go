@@ -21,6 +21,7 @@ type Changes struct {
 	UpdatedMalop      MalopChange    // lastUpdateTime set to Time, or zero when no open MalOp was left
 	ClosedMalop       string         // guid of the MalOp closed at Time, or "" when no open MalOp was left
 	NewMalop          string         // guid of the MalOp created at Time
+	NewMalware        string         // guid of the malware alert detected at Time
 }
 
 // SensorChange is one changed member of a sensor.
@@ -57,6 +58,9 @@ func (c Changes) String() string {
 	if c.NewMalop != "" {
 		parts = append(parts, "MalOp "+c.NewMalop+" created")
 	}
+	if c.NewMalware != "" {
+		parts = append(parts, "malware alert "+c.NewMalware+" detected")
+	}
 	if len(parts) == 0 {
 		return "no changes"
 	}
@@ -87,10 +91,12 @@ var protectionToggles = []toggle{
 //   - one more sensor disappears, so each sensor takes part in one change at most;
 //   - one open MalOp gets a new machine, or is escalated, and lastUpdateTime now;
 //   - another open MalOp closes at now;
-//   - one new MalOp appears, created and updated at now.
+//   - one new MalOp appears, created and updated at now;
+//   - one new malware alert appears, detected at now.
 //
 // A tenant with too few sensors or open MalOps gets the changes it can. Changed objects keep their
-// other members and their member order. The states are deterministic for a tenant's seed and the
+// other members and their member order. A loaded tenant changes the v2 object of a MalOp with its
+// inbox object, so both views show each change. The states are deterministic for a tenant's seed and the
 // times passed.
 func (t *Tenant) Advance(now time.Time) Changes {
 	t.mu.Lock()
@@ -121,6 +127,7 @@ func (t *Tenant) Advance(now time.Time) Changes {
 		changes.ClosedMalop = t.closeMalop(open[1], nowMs)
 	}
 	changes.NewMalop = t.addMalop(now)
+	changes.NewMalware = t.addMalware(now)
 
 	t.version++
 	return changes
@@ -286,7 +293,12 @@ func (t *Tenant) updateMalop(index int, now time.Time) MalopChange {
 		return MalopChange{}
 	}
 
-	change, err := t.addMachine(malop, record, now)
+	nowMs := now.UnixMilli()
+	v2 := v2Change{updates: []memberUpdate{
+		{name: "lastUpdateTime", value: nowMs},
+		{name: "metadataUpdateTime", value: nowMs, ifPresent: true},
+	}}
+	change, err := t.addMachine(malop, record, now, &v2)
 	if err == nil && change == "" {
 		escalated := malop.text("escalated") == "true"
 		change = "escalated"
@@ -294,16 +306,18 @@ func (t *Tenant) updateMalop(index int, now time.Time) MalopChange {
 			change = "de-escalated"
 		}
 		err = malop.set("escalated", !escalated)
+		v2.updates = append(v2.updates, memberUpdate{name: "escalated", value: !escalated})
 	}
-	if err != nil || malop.set("lastUpdateTime", now.UnixMilli()) != nil || !t.replaceMalop(index, malop) {
+	if err != nil || malop.set("lastUpdateTime", nowMs) != nil || !t.replaceMalop(index, malop, v2) {
 		return MalopChange{}
 	}
 	return MalopChange{GUID: record.guid, Change: change}
 }
 
-// addMachine appends a sensor that the MalOp does not list yet to its machines and describes the
-// change. It returns "" when the MalOp has no machines array or no sensor qualifies.
-func (t *Tenant) addMachine(malop *object, record *malopRecord, now time.Time) (string, error) {
+// addMachine appends a sensor that the MalOp does not list yet to its machines, sets v2.machine to
+// that machine in the v2 shape, and describes the change. It returns "" when the MalOp has no
+// machines array or no sensor qualifies.
+func (t *Tenant) addMachine(malop *object, record *malopRecord, now time.Time, v2 *v2Change) (string, error) {
 	raw, ok := malop.get("machines")
 	var machines []json.RawMessage
 	if !ok || json.Unmarshal(raw, &machines) != nil {
@@ -313,10 +327,13 @@ func (t *Tenant) addMachine(malop *object, record *malopRecord, now time.Time) (
 	if sensor == nil {
 		return "", nil
 	}
-	machine, err := json.Marshal(t.generatorAt(now).machine(sensor, now.UnixMilli()))
+	added := t.generatorAt(now).machine(sensor, now.UnixMilli())
+	machine, err := json.Marshal(added)
 	if err != nil {
 		return "", err
 	}
+	addedV2 := machineV2FromInbox(added, sensor)
+	v2.machine = &addedV2
 	return "new machine " + sensor.field("machineName"), malop.set("machines", append(machines, machine))
 }
 
@@ -338,33 +355,54 @@ func (t *Tenant) closeMalop(index int, nowMs int64) string {
 	if err != nil {
 		return ""
 	}
+	closer := "soc.analyst@" + t.org + ".example"
 	update := []memberUpdate{
 		{name: "closed", value: true},
 		{name: "status", value: "Closed"},
 		{name: "malopStatus", value: "Closed"},
 		{name: "malopCloseTime", value: nowMs},
-		{name: "closerName", value: "soc.analyst@" + t.org + ".example"},
+		{name: "closerName", value: closer},
 		{name: "lastUpdateTime", value: nowMs},
 	}
-	if applyUpdates(malop, update) != nil || !t.replaceMalop(index, malop) {
+	v2 := v2Change{updates: []memberUpdate{
+		{name: "status", value: "Closed"},
+		{name: "investigationStatus", value: "Closed"},
+		{name: "closerName", value: closer},
+		{name: "lastUpdateTime", value: nowMs},
+		{name: "metadataUpdateTime", value: nowMs, ifPresent: true},
+	}}
+	if applyUpdates(malop, update) != nil || !t.replaceMalop(index, malop, v2) {
 		return ""
 	}
 	return record.guid
 }
 
-func (t *Tenant) replaceMalop(index int, malop *object) bool {
+// replaceMalop replaces the MalOp at index with the changed inbox object malop, and applies v2 to
+// the v2 object that a loaded tenant stores with it. It reports whether the MalOp was replaced.
+func (t *Tenant) replaceMalop(index int, malop *object, v2 v2Change) bool {
 	record, err := newMalopRecord(malop.marshal())
 	if err != nil {
+		return false
+	}
+	if record.v2, err = applyV2Change(t.malops[index].v2, v2); err != nil {
 		return false
 	}
 	t.malops[index] = record
 	return true
 }
 
-// addMalop appends a MalOp created and updated at now.
+// addMalop appends a MalOp created and updated at now. A loaded tenant also stores its v2
+// object, converted from the inbox object.
 func (t *Tenant) addMalop(now time.Time) string {
 	g := t.generatorAt(now)
 	record := mustMalopRecord(g.malop(t.sensors, g.now, g.now))
+	if !t.feeds.derived {
+		v2, err := t.convertInboxToV2(record, t.sensorsByGUID())
+		if err != nil {
+			return ""
+		}
+		record.v2 = v2
+	}
 	t.malops = append(t.malops, record)
 	return record.guid
 }

@@ -43,6 +43,9 @@ type Options struct {
 	SessionLifetime time.Duration
 	// Logger receives one record per login and Debug records per request. Nil discards them.
 	Logger *slog.Logger
+	// DisableV2 makes the console respond with 400 to POST /rest/mmng/v2/malops, as consoles without
+	// the MalOp management API do. Console.DropV2 changes it later.
+	DisableV2 bool
 }
 
 // Console is an http.Handler that behaves like a Cybereason console serving a Tenant. It is safe
@@ -52,13 +55,16 @@ type Console struct {
 	username string
 	password string
 	delay    time.Duration
-	lifetime time.Duration
+	lifetime time.Duration // guarded by mu, because SetSessionLifetime changes it
 	logger   *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[string]time.Time // JSESSIONID value to expiry time
 	faults   faults
 	stats    Stats
+	// twoFactor is the state of two-factor logins, set by RequireTOTP.
+	twoFactor twoFactor
+	feeds     feedState
 
 	cache sensorsCache
 }
@@ -87,6 +93,9 @@ func NewHandler(t *Tenant, opts Options) *Console {
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.DisableV2 {
+		c.feeds.v2Status = http.StatusBadRequest
+	}
 	return c
 }
 
@@ -97,14 +106,21 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.logger.Debug("fake Cybereason console request", "method", r.Method, "path", r.URL.Path)
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if !c.slowDown(w, r) {
+		return
+	}
 
 	switch {
 	case r.URL.Path == loginPath:
 		c.serveLogin(w, r)
 	case r.URL.Path == logoutPath:
 		c.serveLogout(w, r)
+	case r.URL.Path == passwordChangePath:
+		writeBody(w, r, http.StatusOK, htmlType, []byte(passwordChangePage))
 	case strings.HasPrefix(r.URL.Path, restPrefix):
-		c.serveREST(w, r)
+		c.serveRESTWithFaults(w, r)
+	case r.URL.Path == twoFactorPath && r.Method == http.MethodPost:
+		c.serveTwoFactor(w, r)
 	case r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		writeBody(w, r, http.StatusOK, htmlType, []byte(appPage))
 	default:
@@ -146,9 +162,18 @@ func (c *Console) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if c.redirectToPasswordChange(w, r, username) || c.promptForTOTP(w, r, username) {
+		return
+	}
+	c.startSession(w, r, username)
+}
+
+// startSession completes a login: it sets the cookie of a new session and redirects to the
+// application.
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request, username string) {
 	id := c.newSession()
 	c.logger.Info("fake Cybereason console accepted a login", "user", username)
-	c.setSessionCookie(w, r, id, c.lifetime)
+	c.setSessionCookie(w, r, id, c.currentLifetime())
 	http.SetCookie(w, &http.Cookie{Name: "rememberMe", Value: "deleteMe", Path: "/", MaxAge: -1, Expires: time.Unix(0, 0)})
 	redirect(w, successPath)
 }
@@ -182,7 +207,7 @@ func (c *Console) serveREST(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if status, ok := c.takeFailure(); ok {
-		writeJSONError(w, r, status, http.StatusText(status))
+		writeFailure(w, r, status)
 		return
 	}
 	if !c.validSession(r) {
@@ -195,17 +220,20 @@ func (c *Console) serveREST(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var serve func(http.ResponseWriter, *http.Request)
+	method := http.MethodPost
 	switch r.URL.Path {
 	case sensorsPath:
 		serve = c.serveSensorsQuery
 	case inboxPath:
 		serve = c.serveInbox
 	default:
-		writeJSONError(w, r, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
-		return
+		if serve, method = c.feedHandler(r.URL.Path); serve == nil {
+			writeJSONError(w, r, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+			return
+		}
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
+	if r.Method != method {
+		w.Header().Set("Allow", method)
 		writeJSONError(w, r, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
@@ -243,7 +271,7 @@ func (c *Console) newSession() string {
 // setAnonymousCookie sets a new JSESSIONID that belongs to no login, as the console does on
 // failed logins and on redirects to the login page.
 func (c *Console) setAnonymousCookie(w http.ResponseWriter, r *http.Request) {
-	c.setSessionCookie(w, r, newSessionID(), c.lifetime)
+	c.setSessionCookie(w, r, newSessionID(), c.currentLifetime())
 }
 
 // setSessionCookie sets the JSESSIONID cookie. It is Secure over TLS only, so that clients also

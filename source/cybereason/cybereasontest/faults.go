@@ -3,6 +3,7 @@ package cybereasontest
 import (
 	"maps"
 	"net/http"
+	"time"
 )
 
 // EndlessPaging selects how the sensors query ends its paging.
@@ -27,6 +28,14 @@ type faults struct {
 	failures         int // /rest requests to give failureStatus
 	failureStatus    int
 	loginPages       int // login posts to give the 200 HTML login page
+
+	throttles        int           // /rest requests to give 429
+	retryAfter       time.Duration // Retry-After of the 429 responses, 0 for none
+	envelopeFailures int           // /rest requests to give a 200 envelope with envelopeStatus
+	envelopeStatus   string
+	truncations      int           // /rest requests whose JSON body is cut in half
+	delay            time.Duration // added before every response
+	passwordExpired  bool          // accepted logins are redirected to the password change page
 }
 
 // Stats counts the requests the console received and how it responded. Tests read it through
@@ -40,6 +49,13 @@ type Stats struct {
 	LoginRedirects  int            // /rest requests without a valid session, redirected to the login page
 	HTMLResponses   int            // /rest requests given the login page by HTMLInsteadOfJSON
 	FailedResponses int            // /rest requests given an error status by FailRequests
+
+	ThrottledResponses      int // /rest requests given 429 by Throttle
+	EnvelopeFailures        int // /rest requests given a failed envelope by FailEnvelopes
+	TruncatedResponses      int // /rest requests whose JSON was cut by TruncateResponses
+	TwoFactorPrompts        int // logins given the two-factor prompt
+	RejectedTOTPCodes       int // two-factor posts with a wrong or missing code or no pending login
+	PasswordChangeRedirects int // logins redirected to the password change page
 }
 
 func newStats() Stats {
@@ -89,8 +105,9 @@ func (c *Console) HTMLInsteadOfJSON(n int) {
 	c.faults.htmlResponses = max(n, 0)
 }
 
-// FailRequests responds to the next n /rest requests with status (for example 429, 500 or 403)
-// and a small JSON error body. A status outside 400-599 counts as 500.
+// FailRequests responds to the next n /rest requests with status (for example 429, 500 or 403).
+// A 500 has the HTML error page of the console's Tomcat server as body, and other statuses a small
+// JSON error body. A status outside 400-599 counts as 500.
 func (c *Console) FailRequests(n, status int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -20,7 +20,10 @@ const (
 // Sensors carry every field the console sends, about 3 KB each, with a mix of statuses
 // (Online, Offline, Stale, Archived), OS types (WINDOWS, LINUX, OSX), policies and groups.
 // MalOps are EDR and EPP MalopInboxModel objects created in the 7 days before now, whose machines
-// are generated sensors, and some carry a non-empty iconBase64.
+// are generated sensors, and some carry a non-empty iconBase64. The console also serves each
+// MalOp in the MalOp management (v2) form and its details (crimes/unified for EDR MalOps,
+// detection/details for EPP MalOps). The tenant has as many malware alerts as MalOps, some of
+// them repeating an earlier alert's guid with a later timestamp, and the policies of its sensors.
 func GenerateTenant(seed int64, sensors, malops int, now time.Time) *Tenant {
 	g := newGenerator(seed, now)
 	t := newTenant(seed, g.organization)
@@ -33,6 +36,7 @@ func GenerateTenant(seed int64, sensors, malops int, now time.Time) *Tenant {
 		lastUpdate := creation + g.between(0, g.now-creation)
 		t.malops = append(t.malops, mustMalopRecord(g.malop(t.sensors, creation, lastUpdate)))
 	}
+	t.feeds = generateFeeds(seed, g, t.sensors, max(malops, 0))
 	return t
 }
 

@@ -66,6 +66,9 @@ type malopRecord struct {
 	closed       bool
 	machineGUIDs []string
 	raw          json.RawMessage // compact JSON object, served as it is
+	// v2 is the MalOp management (v2) object of the MalOp in a loaded tenant, and nil in a
+	// generated tenant, which derives that object when served.
+	v2 *malopRecord
 }
 
 // Tenant is the data of one console, its sensors and MalOps. It is safe for concurrent use, and
@@ -77,6 +80,7 @@ type Tenant struct {
 	malops  []*malopRecord
 	random  *rand.Rand // drives Advance
 	org     string     // organization name for MalOps that Advance creates
+	feeds   tenantFeeds
 }
 
 func newTenant(seed int64, org string) *Tenant {
@@ -91,6 +95,14 @@ func newRandom(seed int64, stream uint64) *rand.Rand {
 // MalopsFile, a JSON array of MalopInboxModel objects. Both files are required. The objects are
 // served with their content unchanged (only blanks are removed). Every sensor needs a unique
 // non-empty sensorId and every MalOp a unique guid and a creationTime or lastUpdateTime.
+//
+// These are optional: MalopsV2File, MalwareFile, PoliciesFile, CrimesFile for MalopProcess and
+// MalopLogonSession, and the <guid>.json files of CrimesDir and DetailsDir. MalopsFile and
+// MalopsV2File are two views of one set of MalOps, as a real console serves them: each view
+// serves the objects of its file, plus the MalOps that only the other file has, converted to its
+// shape. The tenant's MalOps are those of MalopsFile, then those only in MalopsV2File. The
+// console serves MalOp details from the crimes and details files only. Without PoliciesFile, it
+// serves one policy per distinct policyId of the sensors, with policyName and sensor counts only.
 func LoadTenant(dir string) (*Tenant, error) {
 	sensorsPath := filepath.Join(dir, SensorsFile)
 	sensors, err := readObjects(sensorsPath)
@@ -132,6 +144,9 @@ func LoadTenant(dir string) (*Tenant, error) {
 
 	if len(t.sensors) > 0 && t.sensors[0].field("organization") != "" {
 		t.org = t.sensors[0].field("organization")
+	}
+	if err := t.loadFeeds(dir); err != nil {
+		return nil, fmt.Errorf("load tenant: %w", err)
 	}
 	return t, nil
 }
