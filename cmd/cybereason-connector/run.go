@@ -6,7 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -47,10 +54,46 @@ func runCommand(ctx context.Context, args []string, lookupEnv func(string) (stri
 	if err != nil {
 		return err
 	}
-	if err := stages.Run(ctx, cfg.ShutdownTimeout); err != nil {
-		return err
+
+	stopMetrics := func() error { return nil }
+	if cfg.MetricsAddr != "off" {
+		if _, stopMetrics, err = serveMetrics(cfg.MetricsAddr, stages.NewRegistry(buildVersion()), logger); err != nil {
+			return errors.Join(err, stages.Close())
+		}
 	}
 
+	err = stages.Run(ctx, cfg.ShutdownTimeout)
+	if err := errors.Join(err, stopMetrics()); err != nil {
+		return err
+	}
 	logger.Info("connector stopped")
 	return nil
+}
+
+// serveMetrics serves /metrics on addr until the returned function stops it,
+// and returns the address it listens on. It listens before returning, so a
+// port already in use fails the start.
+func serveMetrics(addr string, registry *prometheus.Registry, logger *slog.Logger) (listening string, stop func() error, err error) {
+	listener, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen for metrics: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(listener) }()
+	logger.Info("serving metrics", "addr", listener.Addr().String(), "path", "/metrics")
+
+	return listener.Addr().String(), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shutdownErr := server.Shutdown(ctx)
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			return errors.Join(fmt.Errorf("serve metrics: %w", err), shutdownErr)
+		}
+		return shutdownErr
+	}, nil
 }

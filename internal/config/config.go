@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -41,6 +42,10 @@ type Config struct {
 
 	// ShutdownTimeout bounds the drain after SIGTERM. Default: 30s.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=30s"`
+
+	// MetricsAddr is the host:port of the Prometheus /metrics endpoint; "off"
+	// disables it. Default: :9090.
+	MetricsAddr string `env:"METRICS_ADDR, default=:9090"`
 }
 
 // Cybereason holds the console connection settings.
@@ -275,6 +280,11 @@ func (c *Config) validate() []string {
 		}
 	}
 
+	if c.MetricsAddr != "off" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			add("METRICS_ADDR: invalid value %q; expected host:port, :port or off", c.MetricsAddr)
+		}
+	}
 	problems = append(problems, c.validateStages()...)
 	if !slices.Contains([]string{"auto", "text", "json"}, c.LogFormat) {
 		add("LOG_FORMAT: invalid value %q; expected auto, text or json", c.LogFormat)

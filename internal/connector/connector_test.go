@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/oversoc/cybereason-connector/internal/config"
@@ -126,6 +128,46 @@ func TestRunDeliversToFinalTopics(t *testing.T) {
 	if stats := console.Stats(); stats.Logouts != 1 {
 		t.Errorf("console saw %d logouts, want 1 at shutdown", stats.Logouts)
 	}
+
+	registry := stages.NewRegistry("test")
+	problems, err := testutil.GatherAndLint(registry)
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	for _, problem := range problems {
+		t.Errorf("metric %s: %s", problem.Metric, problem.Text)
+	}
+	assertMetric(t, registry, "cybereason_connector_source_events_total", map[string]string{"feed": "sensors"}, 120)
+	assertMetric(t, registry, "cybereason_connector_stage_messages_dead_lettered_total", map[string]string{"stage": "enrich"}, 0)
+}
+
+// assertMetric checks the value of the sample of name whose labels include labels.
+func assertMetric(t *testing.T, registry *prometheus.Registry, name string, labels map[string]string, want float64) {
+	t.Helper()
+	families, err := registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, family := range families {
+		if family.GetName() != name {
+			continue
+		}
+		for _, metric := range family.GetMetric() {
+			matched := 0
+			for _, pair := range metric.GetLabel() {
+				if labels[pair.GetName()] == pair.GetValue() {
+					matched++
+				}
+			}
+			if matched == len(labels) {
+				if got := metric.GetCounter().GetValue(); got != want {
+					t.Errorf("%s%v = %v, want %v", name, labels, got, want)
+				}
+				return
+			}
+		}
+	}
+	t.Errorf("no sample %s%v", name, labels)
 }
 
 func distinctGUIDs(t *testing.T, objects []json.RawMessage) int {

@@ -1,0 +1,117 @@
+package connector
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/oversoc/cybereason-connector/pipeline"
+)
+
+// metricsPrefix starts every metric name of the connector.
+const metricsPrefix = "cybereason_connector_"
+
+// statsCollector exports the stages' counters when Prometheus scrapes, so the
+// stages keep plain counters and need no metrics library.
+type statsCollector struct {
+	stages *Stages
+
+	sourceEvents      *prometheus.Desc
+	sourceRuns        *prometheus.Desc
+	sourceFailedRuns  *prometheus.Desc
+	malopDetailErrors *prometheus.Desc
+	consumed          *prometheus.Desc
+	produced          *prometheus.Desc
+	deadLettered      *prometheus.Desc
+	unknownValues     *prometheus.Desc
+	enrichDetails     *prometheus.Desc
+	dedupeUnchanged   *prometheus.Desc
+}
+
+func newStatsCollector(stages *Stages) *statsCollector {
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(metricsPrefix+name, help, labels, nil)
+	}
+	return &statsCollector{
+		stages:            stages,
+		sourceEvents:      desc("source_events_total", "Raw events the source published, by feed (dead-lettered ones included).", "feed"),
+		sourceRuns:        desc("source_runs_total", "Complete collections, by feed.", "feed"),
+		sourceFailedRuns:  desc("source_failed_runs_total", "Scheduled collections that failed."),
+		malopDetailErrors: desc("source_malop_detail_errors_total", "MalOps published without their details because fetching them failed."),
+		consumed:          desc("stage_messages_consumed_total", "Messages consumed, by stage.", "stage"),
+		produced:          desc("stage_messages_produced_total", "Messages produced and acknowledged, dead letters excluded, by stage.", "stage"),
+		deadLettered:      desc("stage_messages_dead_lettered_total", "Input messages sent to a dead-letter topic, by stage.", "stage"),
+		unknownValues:     desc("enrich_unknown_vendor_values_total", "Vendor values no mapping recognized, mapped to unknown and kept raw, by field.", "field"),
+		enrichDetails:     desc("enrich_malop_details_failed_total", "Detailed MalOps whose details were unusable; their finding was built from the MalOp alone."),
+		dedupeUnchanged:   desc("dedupe_unchanged_total", "Records dedupe dropped because their content had not changed."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.sourceEvents, c.sourceRuns, c.sourceFailedRuns, c.malopDetailErrors,
+		c.consumed, c.produced, c.deadLettered, c.unknownValues, c.enrichDetails, c.dedupeUnchanged} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, value float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, value, labels...)
+	}
+
+	if stage := c.stages.Source; stage != nil {
+		stats := stage.Stats()
+		for feed, events := range map[string]int{"sensors": stats.SensorsPublished, "malops": stats.MalopsPublished,
+			"malware": stats.MalwarePublished, "policies": stats.PoliciesPublished} {
+			counter(c.sourceEvents, float64(events), feed)
+		}
+		for feed, runs := range map[string]int{"sensors": stats.Inventories, "malops": stats.MalopPolls,
+			"malware": stats.MalwarePolls, "policies": stats.PolicyPolls} {
+			counter(c.sourceRuns, float64(runs), feed)
+		}
+		counter(c.sourceFailedRuns, float64(stats.FailedRuns))
+		counter(c.malopDetailErrors, float64(stats.MalopDetailErrors))
+	}
+
+	for stage, runner := range map[string]*pipeline.Runner{"enrich": c.stages.EnrichRunner, "dedupe": c.stages.DedupeRunner} {
+		if runner == nil {
+			continue
+		}
+		stats := runner.Stats()
+		counter(c.consumed, float64(stats.Consumed), stage)
+		counter(c.produced, float64(stats.Produced), stage)
+		counter(c.deadLettered, float64(stats.DeadLettered), stage)
+	}
+
+	if stage := c.stages.Enrich; stage != nil {
+		stats := stage.Stats()
+		for field, count := range stats.UnknownValues {
+			counter(c.unknownValues, float64(count), field)
+		}
+		counter(c.enrichDetails, float64(stats.DetailsFailed))
+	}
+	if stage := c.stages.Dedupe; stage != nil {
+		counter(c.dedupeUnchanged, float64(stage.Stats().Unchanged))
+	}
+}
+
+// NewRegistry returns a registry with the stages' counters, the build
+// version and the Go runtime and process metrics.
+func (s *Stages) NewRegistry(version string) *prometheus.Registry {
+	registry := prometheus.NewRegistry()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        metricsPrefix + "build_info",
+		Help:        "Always 1; the version label is the connector's build version.",
+		ConstLabels: prometheus.Labels{"version": version},
+	})
+	buildInfo.Set(1)
+
+	registry.MustRegister(
+		newStatsCollector(s),
+		buildInfo,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return registry
+}
