@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,8 +93,10 @@ func TestMalopsV2PagesByItemOffset(t *testing.T) {
 			t.Errorf("MalOp %d is older than the one before", i)
 		}
 	}
-	if requests := console.Stats().Requests["POST /rest/mmng/v2/malops"]; requests != 5 {
-		t.Errorf("%d v2 requests for 23 MalOps in pages of 5, want 5", requests)
+	// Each page starts with the last MalOp of the page before, so a page
+	// brings 4 new MalOps: offsets 0, 4, 8, 12, 16 and 20.
+	if requests := console.Stats().Requests["POST /rest/mmng/v2/malops"]; requests != 6 {
+		t.Errorf("%d v2 requests for 23 MalOps in overlapping pages of 5, want 6", requests)
 	}
 }
 
@@ -144,6 +149,35 @@ func TestMalopsV2NotSupported(t *testing.T) {
 	}
 }
 
+func TestMalopsV2LaterPageRejected(t *testing.T) {
+	first := `{"data":{"pageSize":2,"offset":0,"totalHits":10,"data":[{"guid":"a","lastUpdateTime":1},{"guid":"b","lastUpdateTime":2}]},"status":"SUCCESS"}`
+	for _, status := range []int{http.StatusBadRequest, http.StatusNotFound} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			url := startScriptedConsole(t, func(_ string, body []byte) (int, string) {
+				var query struct {
+					Pagination struct{ Offset int } `json:"pagination"`
+				}
+				_ = json.Unmarshal(body, &query)
+				if query.Pagination.Offset == 0 {
+					return http.StatusOK, first
+				}
+				return status, `{"message":"rejected"}`
+			})
+			client := newClient(t, url, testPassword, nil, nil)
+
+			_, err := client.MalopsV2(context.Background(), testNow.Add(-time.Hour), testNow)
+
+			var statusErr *cybereason.StatusError
+			if !errors.As(err, &statusErr) || statusErr.StatusCode != status {
+				t.Fatalf("error %v, want the %d *StatusError", err, status)
+			}
+			if errors.Is(err, cybereason.ErrNotSupported) {
+				t.Errorf("error %v wraps ErrNotSupported after the console returned the first page", err)
+			}
+		})
+	}
+}
+
 func TestMalopsV2DisabledByOption(t *testing.T) {
 	server := cybereasontest.NewServer(cybereasontest.GenerateTenant(33, 5, 3, testNow),
 		cybereasontest.Options{Username: testUser, Password: testPassword, DisableV2: true})
@@ -187,6 +221,52 @@ func TestMalopsV2PagingFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMalopsV2UpdatedWhilePaging removes a MalOp from the window after the
+// first page, as an update on the console does: every later MalOp moves one
+// place up, and none may be skipped.
+func TestMalopsV2UpdatedWhilePaging(t *testing.T) {
+	var requests atomic.Int32
+	url := startScriptedConsole(t, func(_ string, body []byte) (int, string) {
+		guids := []string{"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"}
+		if requests.Add(1) > 1 {
+			guids = slices.Delete(guids, 1, 2) // m1 was updated and left the window
+		}
+		var query struct {
+			Pagination struct{ PageSize, Offset int } `json:"pagination"`
+		}
+		if err := json.Unmarshal(body, &query); err != nil {
+			return http.StatusBadRequest, `{}`
+		}
+
+		var items []string
+		for i := query.Pagination.Offset; i < len(guids) && i < query.Pagination.Offset+query.Pagination.PageSize; i++ {
+			items = append(items, fmt.Sprintf(`{"guid":%q,"lastUpdateTime":%d}`, guids[i], 1000+i))
+		}
+		return http.StatusOK, fmt.Sprintf(`{"data":{"totalHits":%d,"data":[%s]},"status":"SUCCESS"}`, len(guids), strings.Join(items, ","))
+	})
+	client := newClient(t, url, testPassword, func(c *cybereason.Config) { c.MalopsV2.PageSize = 4 }, nil)
+
+	malops, err := client.MalopsV2(context.Background(), testNow.Add(-time.Hour), testNow)
+	if err != nil {
+		t.Fatalf("MalopsV2: %v", err)
+	}
+
+	got := malopGUIDList(malops)
+	want := []string{"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("MalOps %v, want each of %v once", got, want)
+	}
+}
+
+func malopGUIDList(malops []cybereason.Malop) []string {
+	guids := make([]string, len(malops))
+	for i, malop := range malops {
+		guids[i] = malop.GUID
+	}
+	return guids
 }
 
 func TestMalopsV2PageCap(t *testing.T) {

@@ -93,23 +93,36 @@ type malopsV2Response struct {
 // MalopsV2.PageSize MalOps by item offset until it has totalHits MalOps, and each Malop.Raw is the
 // management API's MalOp object without iconBase64.
 //
+// A MalOp updated while the pages are read leaves the window, so every later MalOp moves one place
+// up and plain offset paging would skip one of them. Each page therefore starts at the last MalOp
+// of the page before; when that MalOp is not the first of the new page, the MalOps shifted, and the
+// page before is read again. MalOps read twice are returned once.
+//
 // A console without this API makes it return an error that wraps ErrNotSupported and the
-// *StatusError of the 400 or 404 response. Paging stops with ErrPageEmpty when a page is empty
-// before totalHits, with ErrPageRepeated when a page has the same guids as the page before, and
-// with ErrTooManyPages after MaxPages pages. A MalOp updated while the pages are read can move
-// to a later page, so it may be returned twice or be missed until the next window.
+// *StatusError of the 400 or 404 response to the first page. A 400 or 404 to a later page is an
+// ordinary *StatusError. Paging stops with ErrPageEmpty when a page is empty before totalHits,
+// with ErrPageRepeated when a page has the same guids as the page before, and with
+// ErrTooManyPages after MaxPages pages.
 func (c *Client) MalopsV2(ctx context.Context, from, to time.Time) ([]Malop, error) {
 	window := fmt.Sprintf("from %s to %s", from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano))
+	pageSize := c.malopsV2.PageSize
+	overlap := 0
+	if pageSize > 1 {
+		overlap = 1 // the last MalOp of a page is read again as the first of the next
+	}
+
 	var (
 		malops   []Malop
-		previous []string
+		seen     = make(map[string]bool)
+		previous []string // guids of the page before
+		expected string   // guid the page must start with when pages overlap
+		offset   int
 	)
 	for page := 0; ; page++ {
 		if page == c.maxPages {
-			return nil, fmt.Errorf("query MalOps v2 %s: %w (MaxPages is %d, page size %d)", window, ErrTooManyPages, c.maxPages, c.malopsV2.PageSize)
+			return nil, fmt.Errorf("query MalOps v2 %s: %w (MaxPages is %d, page size %d)", window, ErrTooManyPages, c.maxPages, pageSize)
 		}
 
-		offset := len(malops)
 		items, totalHits, err := c.malopsV2Page(ctx, from, to, offset)
 		if err != nil {
 			return nil, fmt.Errorf("query MalOps v2 %s, offset %d: %w", window, offset, err)
@@ -126,11 +139,29 @@ func (c *Client) MalopsV2(ctx context.Context, from, to time.Time) ([]Malop, err
 		if slices.Equal(guids, previous) {
 			return nil, fmt.Errorf("query MalOps v2 %s, offset %d: %w: it has the same %d MalOp guids as the page before", window, offset, ErrPageRepeated, len(guids))
 		}
-		malops = append(malops, items...)
-		if len(malops) >= totalHits {
+		if expected != "" && guids[0] != expected {
+			c.logger.Debug("MalOps v2 shifted while paging; reading the page before again", "offset", offset)
+			offset = max(0, offset-pageSize+overlap)
+			previous, expected = nil, ""
+			continue
+		}
+
+		for _, malop := range items {
+			if !seen[malop.GUID] {
+				seen[malop.GUID] = true
+				malops = append(malops, malop)
+			}
+		}
+		if offset+len(items) >= totalHits {
 			return malops, nil
 		}
-		previous = guids
+		previous, expected = guids, ""
+		if len(items) > overlap {
+			offset += len(items) - overlap
+			expected = guids[len(guids)-1]
+		} else {
+			offset += len(items) // a page too short to overlap
+		}
 	}
 }
 
@@ -157,8 +188,10 @@ func (c *Client) malopsV2Page(ctx context.Context, from, to time.Time, offset in
 			return json.NewDecoder(r).Decode(&response)
 		},
 	})
+	// Only the first page shows whether the API exists. A 400 or 404 after pages were read is a
+	// failure of this query, so it must not switch the caller to the inbox for good.
 	var statusErr *StatusError
-	if errors.As(err, &statusErr) && (statusErr.StatusCode == http.StatusBadRequest || statusErr.StatusCode == http.StatusNotFound) {
+	if offset == 0 && errors.As(err, &statusErr) && (statusErr.StatusCode == http.StatusBadRequest || statusErr.StatusCode == http.StatusNotFound) {
 		return nil, 0, fmt.Errorf("%w: %w", ErrNotSupported, err)
 	}
 	if err != nil {

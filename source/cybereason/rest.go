@@ -104,8 +104,8 @@ func (call restCall) name() string {
 // do sends call and decodes its response. It logs in first when there is no session or the session
 // is older than SessionRenewAfter. When the console responds as if the session were missing or
 // expired, do logs in again once and repeats the call once. A 429 or 5xx response is retried up to
-// MaxRetries times with backoff. Each HTTP request is bounded by Timeout, and ctx bounds the whole
-// call, including the waits before retries.
+// MaxRetries times with backoff, unless the wait would end after ctx's deadline. Each HTTP request
+// is bounded by Timeout, and ctx bounds the whole call, including the waits before retries.
 func (c *Client) do(ctx context.Context, call restCall) error {
 	return c.doWithRetries(ctx, call)
 }

@@ -73,6 +73,10 @@ func (c *Client) doWithRetries(ctx context.Context, call restCall) error {
 				err, statusErr.RetryAfter, c.retry.maxWait)
 		}
 		wait = max(wait, statusErr.RetryAfter)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			// The retry could not run before the deadline, so waiting would only hold the caller.
+			return fmt.Errorf("%w (not retried: the wait of %s before retry %d ends after the call's deadline)", err, wait, retry)
+		}
 
 		c.logger.Warn("Cybereason console request failed; retrying", "endpoint", call.name(), "status", statusErr.StatusCode,
 			"attempt", retry, "max_retries", c.retry.maxRetries, "wait", wait, "retry_after", statusErr.RetryAfter)

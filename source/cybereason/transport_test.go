@@ -466,3 +466,28 @@ func TestNewClientValidatesRetries(t *testing.T) {
 		})
 	}
 }
+
+func TestRetryWaitPastDeadlineNotTaken(t *testing.T) {
+	console := startConsole(t, cybereasontest.GenerateTenant(46, 5, 0, testNow))
+	client, waits := newRetryClient(t, console.URL, func(c *cybereason.Config) { c.RetryBackoffMax = time.Minute }, nil)
+	console.Throttle(1, 50*time.Second)
+	// The deadline leaves ample time for the requests, and ends before the console's Retry-After.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	err := client.QuerySensors(ctx, func(cybereason.SensorPage) error { return nil })
+
+	var statusErr *cybereason.StatusError
+	if !errors.As(err, &statusErr) || statusErr.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("QuerySensors error %v, want the 429 *StatusError", err)
+	}
+	if !strings.Contains(err.Error(), "deadline") {
+		t.Errorf("error %q does not say that the wait ends after the deadline", err)
+	}
+	if recorded := waits.recorded(); len(recorded) != 0 {
+		t.Errorf("client waited %v before a retry that the deadline would cut short", recorded)
+	}
+	if requests := console.Stats().Requests[sensorsEndpoint]; requests != 1 {
+		t.Errorf("console received %d sensors requests, want 1", requests)
+	}
+}
