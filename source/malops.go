@@ -44,11 +44,16 @@ type MalopReport struct {
 // CollectMalops publishes every MalOp updated in the next window, from the
 // MalOp management API or, on consoles without it, from the detection inbox.
 // The cursor moves to the newest lastUpdateTime only after every MalOp of
-// the window was acknowledged.
+// the window was acknowledged and the new cursor was saved in
+// Config.Checkpoints. A poll whose save fails returns an error and keeps the
+// old cursor.
 func (s *Stage) CollectMalops(ctx context.Context) (MalopReport, error) {
 	s.malopsMu.Lock()
 	defer s.malopsMu.Unlock()
 
+	if err := s.malopsCursor.restore(ctx); err != nil {
+		return MalopReport{}, err
+	}
 	start := s.cfg.Now()
 	report := MalopReport{From: s.malopsCursor.start(start), To: start}
 
@@ -73,15 +78,15 @@ func (s *Stage) CollectMalops(ctx context.Context) (MalopReport, error) {
 	if err := s.publish(ctx, msgs); err != nil {
 		return report, fmt.Errorf("publish %d malops: %w", len(msgs), err)
 	}
-
-	s.malopsCursor.advance(newest)
 	report.Malops = len(msgs)
+	s.count(func(st *Stats) { st.MalopsPublished += len(msgs) })
+
+	if err := s.malopsCursor.advance(ctx, newest); err != nil {
+		return report, err
+	}
 	report.Cursor = s.malopsCursor.newest
 	report.Duration = s.cfg.Now().Sub(start)
-	s.count(func(st *Stats) {
-		st.MalopPolls++
-		st.MalopsPublished += len(msgs)
-	})
+	s.count(func(st *Stats) { st.MalopPolls++ })
 	s.logger.Info("malop poll complete", "malops", report.Malops, "api", report.API, "from", report.From, "to", report.To,
 		"cursor", report.Cursor, "duration", roundDuration(report.Duration))
 	return report, nil

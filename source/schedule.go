@@ -3,17 +3,56 @@ package source
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
 )
 
-// Run collects the enabled feeds on their schedules until ctx ends. Each feed runs once
-// at start and then every interval; a run that is still going when its next
-// start comes is not overlapped (that start is skipped). A failed run is
-// logged and counted, and the schedule goes on. Run returns after the running
+// Restore loads the saved cursor of each enabled alert feed from
+// Config.Checkpoints, and does nothing without a store. Run calls it before
+// it schedules anything. A Collect call on a feed not restored yet restores that
+// feed first, so calling Restore is needed only to fail early. A feed is
+// restored once, and a call after an error tries again.
+func (s *Stage) Restore(ctx context.Context) error {
+	feeds := []struct {
+		name   string
+		mu     *sync.Mutex
+		cursor *cursor
+	}{
+		{FeedMalops, &s.malopsMu, &s.malopsCursor},
+		{FeedMalware, &s.malwareMu, &s.malwareCursor},
+	}
+	for _, feed := range feeds {
+		if !s.cfg.collects(feed.name) {
+			continue
+		}
+		feed.mu.Lock()
+		err := feed.cursor.restore(ctx)
+		feed.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run restores the alert feeds' cursors, then collects the enabled feeds on
+// their schedules until ctx ends. A failed restore is returned before any
+// collection starts, unless ctx ended during it. Each feed runs once at start
+// and then every interval; a run that is still going when its next start
+// comes is not overlapped (that start is skipped). A failed run is logged and
+// counted, and the schedule goes on. Run returns after the running
 // collections have seen ctx end and returned, or after stopTimeout.
 func (s *Stage) Run(ctx context.Context, stopTimeout time.Duration) error {
+	if err := s.Restore(ctx); err != nil {
+		if ctx.Err() != nil {
+			s.logger.Info("source stopped before its cursors were restored", "error", err)
+			return nil
+		}
+		return err
+	}
+
 	scheduler, err := gocron.NewScheduler(
 		gocron.WithLogger(s.logger.With("component", "scheduler")),
 		gocron.WithStopTimeout(stopTimeout),

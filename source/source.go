@@ -70,6 +70,16 @@ type Publisher interface {
 	Write(ctx context.Context, msgs ...kafka.Message) error
 }
 
+// CheckpointStore keeps the cursors of the alert feeds across restarts. The
+// stage's keys are "<tenant>/<feed>", one per console and feed.
+type CheckpointStore interface {
+	// Load returns the cursor last saved under key. found is false when
+	// there is none, because it was never saved or was deleted.
+	Load(ctx context.Context, key string) (cursor time.Time, found bool, err error)
+	// Save stores cursor under key and returns nil only once it is durable.
+	Save(ctx context.Context, key string, cursor time.Time) error
+}
+
 // Config holds the stage settings.
 type Config struct {
 	// ConsoleURL is the console base URL; it prefixes the events' ce_source. Required.
@@ -100,6 +110,11 @@ type Config struct {
 	// for EDR MalOps, /rest/detection/details for EPP ones) and publishes each
 	// MalOp with them as a DetailedMalop.
 	MalopDetails bool
+
+	// Checkpoints stores the alert feeds' cursors, so a new stage for the same
+	// tenant resumes where the last one stopped. nil keeps the cursors in
+	// memory only: each new stage starts at the windows' Start or Lookback.
+	Checkpoints CheckpointStore
 
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
@@ -214,9 +229,19 @@ func New(cfg Config, client Client, publisher Publisher, logger *slog.Logger) (*
 		client:        client,
 		publisher:     publisher,
 		logger:        logger,
-		malopsCursor:  cursor{feed: FeedMalops, window: cfg.MalopsWindow, logger: logger},
-		malwareCursor: cursor{feed: FeedMalware, window: cfg.MalwareWindow, logger: logger},
+		malopsCursor:  newCursor(cfg, FeedMalops, cfg.MalopsWindow, logger),
+		malwareCursor: newCursor(cfg, FeedMalware, cfg.MalwareWindow, logger),
 	}, nil
+}
+
+func newCursor(cfg Config, feed string, window Window, logger *slog.Logger) cursor {
+	return cursor{
+		feed:   feed,
+		window: window,
+		logger: logger,
+		store:  cfg.Checkpoints,
+		key:    cfg.Tenant + "/" + feed,
+	}
 }
 
 // Stats returns a snapshot of the counters.

@@ -27,6 +27,7 @@ const (
 	malopsTopic   = "cybereason.raw.malops"
 	malwareTopic  = "cybereason.raw.malware"
 	policiesTopic = "cybereason.raw.policies"
+	stateTopic    = "cybereason.connector.state"
 	tenantID      = "acme.cybereason.example"
 )
 
@@ -54,6 +55,7 @@ func newRigWithWriter(t *testing.T, sensors, malops int, consoleOpts cybereasont
 	for _, name := range []string{sensorsTopic, malopsTopic, malwareTopic, policiesTopic} {
 		topics = append(topics, embeddedkafka.Topic{Name: name, Partitions: 3}, embeddedkafka.Topic{Name: name + ".dlq"})
 	}
+	topics = append(topics, embeddedkafka.Topic{Name: stateTopic, Partitions: 3, Compacted: true})
 	brokers := kafkatest.NewBroker(t, topics...)
 
 	client, err := cybereason.NewClient(cybereason.Config{

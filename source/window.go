@@ -1,6 +1,8 @@
 package source
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -37,6 +39,12 @@ type cursor struct {
 	window Window
 	newest time.Time // newest data time delivered so far
 	logger *slog.Logger
+
+	// store keeps newest across restarts under key. A nil store keeps it in
+	// memory only.
+	store    CheckpointStore
+	key      string
+	restored bool // the saved cursor was loaded, or there is no store
 }
 
 // start returns the start of the next window. The cursor is a console time,
@@ -63,10 +71,41 @@ func (c *cursor) start(now time.Time) time.Time {
 	return start
 }
 
-// advance moves the cursor to t when t is newer. Call it only after every
-// item up to t was acknowledged.
-func (c *cursor) advance(t time.Time) {
-	if t.After(c.newest) {
-		c.newest = t
+// restore sets the cursor to the one saved in the store, the first time it
+// is called. Without a saved cursor the first window starts at the window's
+// Start or Lookback, as without a store.
+func (c *cursor) restore(ctx context.Context) error {
+	if c.restored || c.store == nil {
+		return nil
 	}
+	saved, found, err := c.store.Load(ctx, c.key)
+	if err != nil {
+		return fmt.Errorf("restore %s cursor: %w", c.feed, err)
+	}
+
+	c.restored = true
+	if !found {
+		c.logger.Info("no saved cursor, so the first window starts at the configured start or lookback", "feed", c.feed, "key", c.key)
+		return nil
+	}
+	c.newest = saved
+	c.logger.Info("cursor restored", "feed", c.feed, "key", c.key, "cursor", saved)
+	return nil
+}
+
+// advance moves the cursor to t when t is newer, after saving t in the store.
+// When the save fails the cursor stays where it was, so the next window reads
+// the same items again. Call it only after every item up to t was
+// acknowledged.
+func (c *cursor) advance(ctx context.Context, t time.Time) error {
+	if !t.After(c.newest) {
+		return nil
+	}
+	if c.store != nil {
+		if err := c.store.Save(ctx, c.key, t); err != nil {
+			return fmt.Errorf("save %s cursor %s: %w", c.feed, t.Format(time.RFC3339Nano), err)
+		}
+	}
+	c.newest = t
+	return nil
 }

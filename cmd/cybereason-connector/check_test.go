@@ -18,6 +18,7 @@ func TestCheckCommand(t *testing.T) {
 	for _, name := range []string{"cybereason.raw.sensors", "cybereason.raw.malops", "cybereason.raw.malware", "cybereason.raw.policies"} {
 		topics = append(topics, embeddedkafka.Topic{Name: name}, embeddedkafka.Topic{Name: name + ".dlq"})
 	}
+	topics = append(topics, embeddedkafka.Topic{Name: "cybereason.connector.state", Compacted: true})
 	brokers := kafkatest.NewBroker(t, topics...)
 
 	tests := []struct {

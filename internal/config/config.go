@@ -106,6 +106,8 @@ type Topics struct {
 	NormalizedFindings string `env:"NORMALIZED_FINDINGS, default=oversoc.normalized.findings"`
 	Assets             string `env:"ASSETS, default=oversoc.assets"`
 	Findings           string `env:"FINDINGS, default=oversoc.findings"`
+	// State is the compacted topic of the source's alert feed checkpoints.
+	State string `env:"STATE, default=cybereason.connector.state"`
 }
 
 // Source holds the collection schedule.
@@ -391,5 +393,6 @@ func (t Topics) byVariable() map[string]string {
 		"KAFKA_TOPIC_NORMALIZED_FINDINGS": t.NormalizedFindings,
 		"KAFKA_TOPIC_ASSETS":              t.Assets,
 		"KAFKA_TOPIC_FINDINGS":            t.Findings,
+		"KAFKA_TOPIC_STATE":               t.State,
 	}
 }

@@ -60,6 +60,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"malop details", cfg.Source.MalopDetails, true},
 		{"raw malware topic", cfg.Kafka.Topics.RawMalware, "cybereason.raw.malware"},
 		{"raw policies topic", cfg.Kafka.Topics.RawPolicies, "cybereason.raw.policies"},
+		{"state topic", cfg.Kafka.Topics.State, "cybereason.connector.state"},
 		{"totp secret", cfg.Cybereason.TOTPSecret.IsSet(), false},
 		{"stages", strings.Join(cfg.Stages, ","), "source,enrich,dedupe"},
 		{"log level", cfg.LogLevel, slog.LevelInfo},

@@ -18,6 +18,7 @@ import (
 	"github.com/oversoc/cybereason-connector/schemas"
 	"github.com/oversoc/cybereason-connector/sink"
 	"github.com/oversoc/cybereason-connector/source"
+	"github.com/oversoc/cybereason-connector/source/checkpoint"
 	"github.com/oversoc/cybereason-connector/source/cybereason"
 )
 
@@ -85,6 +86,15 @@ func (s *Stages) buildSource(cfg *config.Config, opts Options) error {
 		return err
 	}
 
+	checkpoints, err := checkpoint.New(checkpoint.Config{
+		Brokers:   cfg.Kafka.Brokers,
+		Topic:     cfg.Kafka.Topics.State,
+		Publisher: s.Writer,
+	})
+	if err != nil {
+		return err
+	}
+
 	stage, err := source.New(source.Config{
 		ConsoleURL:       cfg.Cybereason.URL,
 		Tenant:           cfg.Cybereason.Tenant,
@@ -108,6 +118,7 @@ func (s *Stages) buildSource(cfg *config.Config, opts Options) error {
 			Overlap:  cfg.Source.MalwareOverlap,
 		},
 		MalopDetails: cfg.Source.MalopDetails,
+		Checkpoints:  checkpoints,
 		Now:          opts.Now,
 	}, client, s.Writer, s.logger)
 	if err != nil {

@@ -34,12 +34,14 @@ func testConfig(t *testing.T, consoleURL, password string, partitions int) *conf
 		NormalizedFindings: "oversoc.normalized.findings",
 		Assets:             "oversoc.assets",
 		Findings:           "oversoc.findings",
+		State:              "cybereason.connector.state",
 	}
 	var specs []embeddedkafka.Topic
 	for _, name := range []string{topics.RawSensors, topics.RawMalops, topics.RawMalware, topics.RawPolicies,
 		topics.NormalizedAssets, topics.NormalizedFindings, topics.Assets, topics.Findings} {
 		specs = append(specs, embeddedkafka.Topic{Name: name, Partitions: partitions}, embeddedkafka.Topic{Name: name + ".dlq"})
 	}
+	specs = append(specs, embeddedkafka.Topic{Name: topics.State, Compacted: true})
 
 	return &config.Config{
 		Cybereason: config.Cybereason{
@@ -95,7 +97,8 @@ func TestRunDeliversToFinalTopics(t *testing.T) {
 	wantFindings := 10 + distinctGUIDs(t, tenant.Malware())
 	kafkatest.WaitFor(t, func() bool {
 		return len(kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.Assets)) >= 120 &&
-			len(kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.Findings)) >= wantFindings
+			len(kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.Findings)) >= wantFindings &&
+			len(kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.State)) >= 2
 	})
 	cancel()
 	if err := <-done; err != nil {
@@ -118,6 +121,15 @@ func TestRunDeliversToFinalTopics(t *testing.T) {
 		want := map[schemas.Kind]int{schemas.KindAsset: 120, schemas.KindFinding: wantFindings}[kind]
 		if len(keys) != want {
 			t.Errorf("%s has %d distinct keys, want %d", topic, len(keys), want)
+		}
+	}
+	checkpoints := map[string]bool{}
+	for _, msg := range kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.State) {
+		checkpoints[string(msg.Key)] = true
+	}
+	for _, key := range []string{"acme.cybereason.example/malops", "acme.cybereason.example/malware"} {
+		if !checkpoints[key] {
+			t.Errorf("state topic has no checkpoint %s; it has %v", key, checkpoints)
 		}
 	}
 	for _, topic := range []string{cfg.Kafka.Topics.RawSensors + ".dlq", cfg.Kafka.Topics.NormalizedAssets + ".dlq"} {

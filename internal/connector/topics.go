@@ -15,7 +15,7 @@ import (
 )
 
 // requiredTopics lists every topic the enabled stages read or write, with the
-// dead-letter topics of their inputs.
+// dead-letter topics of their inputs and the source's compacted state topic.
 func requiredTopics(cfg *config.Config) []string {
 	t := cfg.Kafka.Topics
 	dlq := func(topic string) string { return topic + pipeline.DeadLetterSuffix }
@@ -23,7 +23,7 @@ func requiredTopics(cfg *config.Config) []string {
 	var topics []string
 	raw := []string{t.RawSensors, t.RawMalops, t.RawMalware}
 	if cfg.Runs(config.StageSource) {
-		topics = append(topics, t.RawPolicies, dlq(t.RawPolicies))
+		topics = append(topics, t.State, t.RawPolicies, dlq(t.RawPolicies))
 		for _, topic := range raw {
 			topics = append(topics, topic, dlq(topic))
 		}

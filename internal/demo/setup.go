@@ -48,6 +48,7 @@ func demoConfig() *config.Config {
 				NormalizedFindings: "oversoc.normalized.findings",
 				Assets:             "oversoc.assets",
 				Findings:           "oversoc.findings",
+				State:              "cybereason.connector.state",
 			},
 			EnrichGroup: "demo-enrich",
 			DedupeGroup: "demo-dedupe",
@@ -69,7 +70,8 @@ func demoConfig() *config.Config {
 	}
 }
 
-// topics lists every topic the stages use, with the dead-letter topics.
+// topics lists every topic the stages use, with the dead-letter topics and
+// the source's compacted state topic.
 func topics(cfg *config.Config, partitions int) []embeddedkafka.Topic {
 	t := cfg.Kafka.Topics
 	inputs := []string{t.RawSensors, t.RawMalops, t.RawMalware, t.RawPolicies, t.NormalizedAssets, t.NormalizedFindings}
@@ -81,7 +83,7 @@ func topics(cfg *config.Config, partitions int) []embeddedkafka.Topic {
 	for _, name := range inputs {
 		specs = append(specs, embeddedkafka.Topic{Name: name + ".dlq", Partitions: 1})
 	}
-	return specs
+	return append(specs, embeddedkafka.Topic{Name: t.State, Partitions: 1, Compacted: true})
 }
 
 func randomPassword() (string, error) {
