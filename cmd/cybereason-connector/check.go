@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/sethvargo/go-envconfig"
@@ -39,14 +40,20 @@ func checkCommand(ctx context.Context, args []string, lookupEnv func(string) (st
 	}
 
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if strings.HasPrefix(cfg.Cybereason.URL, "http://") && cfg.Runs(config.StageSource) {
+		logger.Warn("the console URL uses plain HTTP, so the password travels unencrypted; use https outside tests", "console", cfg.Cybereason.URL)
+	}
 	results := connector.Check(ctx, cfg, logger)
 
 	table := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	failed := false
 	for _, result := range results {
 		status := "ok"
-		if !result.OK {
+		switch {
+		case !result.OK:
 			status, failed = "FAILED", true
+		case result.Skipped:
+			status = "skipped"
 		}
 		fmt.Fprintf(table, "%s\t%s\t%s\n", result.Name, status, result.Detail)
 	}

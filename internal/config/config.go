@@ -4,6 +4,8 @@ package config
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -276,6 +278,9 @@ func (c *Config) validate() []string {
 	if c.Source.MalwareOverlap < 0 {
 		add("SOURCE_MALWARE_OVERLAP: must not be negative, got %s", c.Source.MalwareOverlap)
 	}
+	if len(slices.Compact(slices.Sorted(slices.Values(c.Source.Feeds)))) != len(c.Source.Feeds) {
+		add("SOURCE_FEEDS: a feed is listed twice")
+	}
 	for _, feed := range c.Source.Feeds {
 		if !slices.Contains([]string{"sensors", "malops", "malware", "policies"}, feed) {
 			add("SOURCE_FEEDS: unknown feed %q; expected sensors, malops, malware or policies", feed)
@@ -318,15 +323,9 @@ func (c *Cybereason) validate() []string {
 		}
 	}
 
-	if c.TOTPSecret.IsSet() && c.TOTPSecretFile != "" {
-		add("CYBEREASON_TOTP_SECRET and CYBEREASON_TOTP_SECRET_FILE: both set; set only one")
-	} else if c.TOTPSecretFile != "" {
-		if _, err := (Secret{file: c.TOTPSecretFile}).Value(); err != nil {
-			add("CYBEREASON_TOTP_SECRET_FILE: %v", err)
-		}
-	}
+	problems = append(problems, c.validateTOTPSecret()...)
 	if c.CAFile != "" {
-		if _, err := os.Stat(c.CAFile); err != nil {
+		if err := checkPEMFile(c.CAFile); err != nil {
 			add("CYBEREASON_CA_FILE: %v", err)
 		}
 	}
@@ -343,6 +342,43 @@ func (c *Cybereason) validate() []string {
 		add("CYBEREASON_REQUEST_TIMEOUT: must be positive, got %s", c.RequestTimeout)
 	}
 	return problems
+}
+
+// validateTOTPSecret checks that the TOTP secret, when set, is base32 as
+// authenticator apps show it: spaces, lower case and padding are tolerated.
+// The secret itself never appears in a message.
+func (c *Cybereason) validateTOTPSecret() []string {
+	secret, name := c.TOTPSecret, "CYBEREASON_TOTP_SECRET"
+	switch {
+	case c.TOTPSecret.IsSet() && c.TOTPSecretFile != "":
+		return []string{"CYBEREASON_TOTP_SECRET and CYBEREASON_TOTP_SECRET_FILE: both set; set only one"}
+	case c.TOTPSecretFile != "":
+		secret, name = Secret{file: c.TOTPSecretFile}, "CYBEREASON_TOTP_SECRET_FILE"
+	case !c.TOTPSecret.IsSet():
+		return nil
+	}
+
+	value, err := secret.Value()
+	if err != nil {
+		return []string{fmt.Sprintf("%s: %v", name, err)}
+	}
+	normalized := strings.TrimRight(strings.ToUpper(strings.ReplaceAll(value, " ", "")), "=")
+	if _, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(normalized); err != nil || normalized == "" {
+		return []string{name + ": the secret is not base32 (letters A-Z and digits 2-7); copy it again from the account's two-factor setup"}
+	}
+	return nil
+}
+
+// checkPEMFile checks that path holds at least one PEM certificate.
+func checkPEMFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		return fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return nil
 }
 
 // validateURL checks CYBEREASON_URL. A URL with a user or password is

@@ -168,6 +168,9 @@ func TestLoadRejectsBadConsoleSettings(t *testing.T) {
 		{"unknown feed", map[string]string{"SOURCE_FEEDS": "sensors,alerts"}, `SOURCE_FEEDS: unknown feed "alerts"`, ""},
 		{"both totp settings", map[string]string{"CYBEREASON_TOTP_SECRET": "JBSWY3DPEHPK3PXP", "CYBEREASON_TOTP_SECRET_FILE": "/run/totp"}, "CYBEREASON_TOTP_SECRET and CYBEREASON_TOTP_SECRET_FILE: both set", "JBSWY3DPEHPK3PXP"},
 		{"missing CA file", map[string]string{"CYBEREASON_CA_FILE": "/nonexistent/ca.pem"}, "CYBEREASON_CA_FILE:", ""},
+		{"CA file not PEM", map[string]string{"CYBEREASON_CA_FILE": "config_test.go"}, "CYBEREASON_CA_FILE: config_test.go holds no PEM certificate", ""},
+		{"TOTP secret not base32", map[string]string{"CYBEREASON_TOTP_SECRET": "not base32!!"}, "CYBEREASON_TOTP_SECRET: the secret is not base32", "not base32!!"},
+		{"feed listed twice", map[string]string{"SOURCE_FEEDS": "sensors,sensors"}, "SOURCE_FEEDS: a feed is listed twice", ""},
 		{"details not a boolean", map[string]string{"SOURCE_MALOP_DETAILS": "maybe"}, `SOURCE_MALOP_DETAILS: invalid value "maybe"`, ""},
 	}
 	for _, tt := range tests {
@@ -209,6 +212,15 @@ func TestLoadPasswordFileCheckedAtStart(t *testing.T) {
 				t.Errorf("Load error = %v, want one naming CYBEREASON_PASSWORD_FILE", err)
 			}
 		})
+	}
+}
+
+func TestLoadAcceptsTOTPSecretAsAppsShowIt(t *testing.T) {
+	env := validEnv()
+	env["CYBEREASON_TOTP_SECRET"] = "jbsw y3dp ehpk 3pxp"
+
+	if _, err := load(t, env); err != nil {
+		t.Fatalf("Load: %v", err)
 	}
 }
 

@@ -19,8 +19,11 @@ import (
 type CheckResult struct {
 	Name string
 	// OK is false when the probe failed; Detail then says why.
-	OK     bool
-	Detail string
+	OK bool
+	// Skipped marks a probe that had nothing to try, such as MalOp details
+	// when no MalOp is recent; OK is true then.
+	Skipped bool
+	Detail  string
 }
 
 // probeWindow is how far back the alert probes look. It is short, so a
@@ -114,7 +117,7 @@ func probeMalops(ctx context.Context, client *cybereason.Client, cfg *config.Con
 	}
 
 	if len(malops) == 0 {
-		return append(results, CheckResult{Name: "malop details", OK: true, Detail: "not probed: no MalOp in the last hour"})
+		return append(results, CheckResult{Name: "malop details", OK: true, Skipped: true, Detail: "no MalOp in the last hour to fetch details for"})
 	}
 	fetch := client.EPPMalopDetails
 	if malops[0].EDR {
@@ -156,6 +159,10 @@ func describe(err error) string {
 		kind = "API not supported by this console"
 	case errors.As(err, &status) && status.StatusCode == 403:
 		kind = "role missing"
+	case errors.As(err, &status) && status.StatusCode == 429:
+		kind = "throttled by the console"
+	case errors.As(err, &status) && status.StatusCode >= 500:
+		kind = "console error"
 	case errors.As(err, &envelope):
 		kind = "console query failed"
 	case errors.As(err, &certificate), errors.As(err, &unknownCA), errors.As(err, &hostname):

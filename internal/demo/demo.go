@@ -204,25 +204,21 @@ func (o Options) Validate() error {
 	return checkRecordsFile(o.RecordsFile)
 }
 
-// checkRecordsFile rejects a records file that exists but is read-only or not
-// a regular file. The process may run as root, which may write anyway, and
-// the demo must not destroy a file that its owner protected.
+// checkRecordsFile rejects a records file that already exists. The demo only
+// creates files: the process may run as root, which ignores read-only bits,
+// and a mistyped path must not destroy someone's data.
 func checkRecordsFile(path string) error {
 	if path == "" {
 		return nil
 	}
-	info, err := os.Stat(path)
+	_, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
 		return fmt.Errorf("invalid demo options: records file: %w", err)
-	case !info.Mode().IsRegular():
-		return fmt.Errorf("invalid demo options: records file %s is not a regular file", path)
-	case info.Mode().Perm()&0o222 == 0:
-		return fmt.Errorf("invalid demo options: records file %s is read-only; choose another path", path)
 	}
-	return nil
+	return fmt.Errorf("invalid demo options: records file %s already exists; remove it or choose another path", path)
 }
 
 func plural(n int, noun string) string {

@@ -113,8 +113,8 @@ func TestDemoRejectsBadOptions(t *testing.T) {
 		{"no partitions", func(o *Options) { o.Partitions = 0 }, "partitions"},
 		{"no timeout", func(o *Options) { o.Timeout = 0 }, "timeout"},
 		{"missing tenant folder", func(o *Options) { o.TenantDir = filepath.Join(t.TempDir(), "absent") }, "absent"},
-		{"read-only records file", func(o *Options) { o.RecordsFile = readOnlyFile(t) }, "read-only"},
-		{"records file is a folder", func(o *Options) { o.RecordsFile = t.TempDir() }, "not a regular file"},
+		{"read-only records file", func(o *Options) { o.RecordsFile = readOnlyFile(t) }, "already exists"},
+		{"records file is a folder", func(o *Options) { o.RecordsFile = t.TempDir() }, "already exists"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

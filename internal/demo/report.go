@@ -103,7 +103,8 @@ func printExamples(out io.Writer, records []record, topics ...string) {
 }
 
 func writeRecords(path string, records []record) (err error) {
-	file, err := os.Create(path)
+	// O_EXCL keeps the promise of checkRecordsFile if the file appeared since.
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("create records file: %w", err)
 	}

@@ -108,6 +108,9 @@ type Client struct {
 	requestSlot chan struct{} // held while a /rest request is in flight
 	loginSlot   chan struct{} // held while a login is in flight
 
+	// rejected remembers the last credentials the console rejected; loginSlot guards it.
+	rejected *rejectedLogin
+
 	mu      sync.Mutex
 	session session
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -352,5 +353,32 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if !strings.Contains(output, event) {
 			t.Errorf("logs lack %q", event)
 		}
+	}
+}
+
+func TestRejectedCredentialsNotSentAgain(t *testing.T) {
+	tenant := cybereasontest.GenerateTenant(2, 3, 0, testNow)
+	console := startConsole(t, tenant)
+	var password atomic.Value
+	password.Store("wrong password")
+	client := newClient(t, console.URL, "", func(c *cybereason.Config) {
+		c.Password = func() (string, error) { return password.Load().(string), nil }
+	}, nil)
+
+	for attempt := range 3 {
+		if err := client.Login(context.Background()); !errors.Is(err, cybereason.ErrCredentialsRejected) {
+			t.Fatalf("login %d: error %v, want ErrCredentialsRejected", attempt+1, err)
+		}
+	}
+	if got := console.Stats().RejectedLogins; got != 1 {
+		t.Errorf("console saw %d rejected logins for the same wrong password, want 1", got)
+	}
+
+	password.Store(testPassword) // the secret was rotated
+	if err := client.Login(context.Background()); err != nil {
+		t.Fatalf("login after the password changed: %v", err)
+	}
+	if got := console.Stats().Logins; got != 1 {
+		t.Errorf("console saw %d accepted logins, want 1", got)
 	}
 }

@@ -79,7 +79,7 @@ func (c *Client) doWithRetries(ctx context.Context, call restCall) error {
 		}
 
 		c.logger.Warn("Cybereason console request failed; retrying", "endpoint", call.name(), "status", statusErr.StatusCode,
-			"attempt", retry, "max_retries", c.retry.maxRetries, "wait", wait, "retry_after", statusErr.RetryAfter)
+			"attempt", retry, "max_retries", c.retry.maxRetries, "wait", wait.String(), "retry_after", statusErr.RetryAfter.String())
 		if sleepErr := c.sleep(ctx, wait); sleepErr != nil {
 			return fmt.Errorf("%w (stopped waiting %s before retry %d: %w)", err, wait, retry, sleepErr)
 		}

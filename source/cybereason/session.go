@@ -2,6 +2,8 @@ package cybereason
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -135,14 +137,53 @@ func (c *Client) relogin(ctx context.Context, stale uint64) error {
 	return c.login(ctx)
 }
 
+// rejectedLogin is a login the console rejected: a salted hash of the credentials it was sent
+// with, and the rejection.
+type rejectedLogin struct {
+	salt        [16]byte
+	credentials [sha256.Size]byte
+	err         error
+}
+
+// credentialsHash returns the salted hash of the current password and TOTP secret, read from
+// their sources as a login would read them.
+func (c *Client) credentialsHash(salt [16]byte) ([sha256.Size]byte, error) {
+	password, err := c.password()
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	secret := ""
+	if c.totpSecret != nil {
+		if secret, err = c.totpSecret(); err != nil {
+			return [sha256.Size]byte{}, err
+		}
+	}
+	hash := sha256.New()
+	hash.Write(salt[:])
+	fmt.Fprintf(hash, "%d:%s%d:%s", len(password), password, len(secret), secret)
+	return [sha256.Size]byte(hash.Sum(nil)), nil
+}
+
 // login posts the credentials form, completes a two-factor login when the console requests one,
 // and stores the session. The caller holds loginSlot.
+//
+// Credentials the console rejected are not sent again until the password or TOTP secret changes:
+// every poll retrying them would only move the account towards a lockout. A rotated secret file
+// is picked up at the next login.
 func (c *Client) login(ctx context.Context) error {
+	if c.rejected != nil {
+		if hash, err := c.credentialsHash(c.rejected.salt); err == nil && hash == c.rejected.credentials {
+			return fmt.Errorf("log in to %s: not sent again until the password or TOTP secret changes: %w", c.baseURL, c.rejected.err)
+		}
+	}
+
 	cookies, err := c.authenticate(ctx)
 	if err != nil {
 		c.logger.Warn("Cybereason login failed", "user", c.username, "error", err)
+		c.rememberRejection(err)
 		return fmt.Errorf("log in to %s: %w", c.baseURL, err)
 	}
+	c.rejected = nil
 
 	c.mu.Lock()
 	c.session = session{generation: c.session.generation + 1, active: true, cookies: cookies, started: c.now()}
@@ -150,6 +191,24 @@ func (c *Client) login(ctx context.Context) error {
 
 	c.logger.Info("logged in to Cybereason console", "user", c.username)
 	return nil
+}
+
+// rememberRejection keeps err when the console rejected the credentials themselves. A rejected
+// TOTP code is not kept, because the next code may be accepted.
+func (c *Client) rememberRejection(err error) {
+	if !errors.Is(err, ErrCredentialsRejected) || errors.Is(err, ErrTOTPRequired) || errors.Is(err, errTOTPCodeRejected) {
+		return
+	}
+	rejected := &rejectedLogin{err: err}
+	if _, randErr := rand.Read(rejected.salt[:]); randErr != nil {
+		return
+	}
+	hash, hashErr := c.credentialsHash(rejected.salt)
+	if hashErr != nil {
+		return
+	}
+	rejected.credentials = hash
+	c.rejected = rejected
 }
 
 // authenticate runs the login steps and returns the cookies of the new session.
