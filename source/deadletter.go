@@ -41,6 +41,26 @@ func (s *Stage) publish(ctx context.Context, msgs []kafka.Message) error {
 	return nil
 }
 
+// invalidObjectLetter carries a vendor object that the client could not read
+// (it lacks its id or time) straight to <topic>.dlq, so that the rest of its
+// answer is published and its feed moves on. It has no key, because the key
+// is what is missing or unreadable.
+func (s *Stage) invalidObjectLetter(topic, eventType, endpoint string, raw []byte, cause error) kafka.Message {
+	s.logger.Error("the console sent an object the source cannot read; sending it to the dead-letter topic",
+		"topic", topic+pipeline.DeadLetterSuffix, "error", cause)
+	s.count(func(st *Stats) { st.DeadLettered++ })
+	headers := []kafka.Header{
+		{Key: sink.HeaderType, Value: []byte(eventType)},
+		{Key: sink.HeaderSource, Value: []byte(s.cfg.ConsoleURL + endpoint)},
+		{Key: sink.HeaderTenant, Value: []byte(s.cfg.Tenant)},
+		{Key: sink.HeaderContentType, Value: []byte(sink.ContentType)},
+		{Key: pipeline.HeaderDLQError, Value: []byte(cause.Error())},
+		{Key: pipeline.HeaderDLQStage, Value: []byte("source")},
+		{Key: pipeline.HeaderDLQTopic, Value: []byte(topic)},
+	}
+	return kafka.Message{Topic: topic + pipeline.DeadLetterSuffix, Value: raw, Headers: headers}
+}
+
 // deadLetter carries a raw event that was never written to <topic>.dlq, with
 // the reason in its headers. The event has no partition or offset yet, so
 // those headers are left out.

@@ -66,6 +66,10 @@ func (s *Stage) CollectMalops(ctx context.Context) (MalopReport, error) {
 	msgs := make([]kafka.Message, 0, len(malops))
 	newest := time.Time{}
 	for _, malop := range malops {
+		if malop.Invalid != nil {
+			msgs = append(msgs, s.invalidObjectLetter(s.cfg.MalopsTopic, eventType, report.API, malop.Raw, malop.Invalid))
+			continue
+		}
 		msg, err := s.malopMessageWithDetails(ctx, malop, eventType)
 		if err != nil {
 			return report, err

@@ -27,6 +27,10 @@ func (s *Stage) CollectSensors(ctx context.Context) (InventoryReport, error) {
 	err := s.client.QuerySensors(ctx, func(page cybereason.SensorPage) error {
 		msgs := make([]kafka.Message, 0, len(page.Sensors))
 		for _, sensor := range page.Sensors {
+			if sensor.Invalid != nil {
+				msgs = append(msgs, s.invalidObjectLetter(s.cfg.SensorsTopic, SensorEventType, "/rest/sensors/query", sensor.Raw, sensor.Invalid))
+				continue
+			}
 			msgs = append(msgs, s.sensorMessage(sensor, start))
 		}
 		if err := s.publish(ctx, msgs); err != nil {

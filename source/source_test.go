@@ -3,6 +3,7 @@ package source_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -644,5 +645,40 @@ func assertCursorIsNewestUpdate(t *testing.T, malops []json.RawMessage, cursor t
 	}
 	if cursor.UnixMilli() != newest {
 		t.Errorf("cursor %d, want the newest lastUpdateTime %d", cursor.UnixMilli(), newest)
+	}
+}
+
+// oneInvalidMalop is the real client, except that the inbox and the MalOp
+// management API add a MalOp the client could not read.
+type oneInvalidMalop struct{ source.Client }
+
+func (c oneInvalidMalop) MalopsV2(ctx context.Context, from, to time.Time) ([]cybereason.Malop, error) {
+	malops, err := c.Client.MalopsV2(ctx, from, to)
+	bad := cybereason.Malop{Raw: []byte(`{"guid":"broken","lastUpdateTime":"soon"}`), Invalid: errors.New("MalOp broken: lastUpdateTime is not a number")}
+	return append(malops, bad), err
+}
+
+func TestCollectMalopsDeadLettersUnreadableMalop(t *testing.T) {
+	r := newRig(t, 10, 3, cybereasontest.Options{})
+	stage := r.stage(t, r.config(), oneInvalidMalop{Client: r.client})
+
+	report, err := stage.CollectMalops(context.Background())
+	if err != nil {
+		t.Fatalf("CollectMalops: %v", err)
+	}
+	assertCursorIsNewestUpdate(t, r.tenant.Malops(), report.Cursor)
+
+	if got := len(kafkatest.ReadAll(t, r.brokers, malopsTopic)); got != 3 {
+		t.Errorf("%d MalOps published, want the 3 readable ones", got)
+	}
+	letters := kafkatest.ReadAll(t, r.brokers, malopsTopic+".dlq")
+	if len(letters) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(letters))
+	}
+	if reason, _ := sink.HeaderValue(letters[0].Headers, "dlq_error"); !strings.Contains(reason, "lastUpdateTime is not a number") {
+		t.Errorf("dead letter reason %q does not say what was wrong", reason)
+	}
+	if string(letters[0].Value) != `{"guid":"broken","lastUpdateTime":"soon"}` {
+		t.Errorf("dead letter value %s, want the object as returned", letters[0].Value)
 	}
 }

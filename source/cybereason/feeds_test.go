@@ -708,3 +708,58 @@ func writeTenantFile(t *testing.T, dir, name, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestMalformedObjectsReturnedAsInvalid checks that one object the client
+// cannot read does not fail its whole answer: it comes back with Invalid set.
+func TestMalformedObjectsReturnedAsInvalid(t *testing.T) {
+	url := startScriptedConsole(t, func(path string, _ []byte) (int, string) {
+		switch path {
+		case "/rest/detection/inbox":
+			return http.StatusOK, `{"malops":[{"guid":"good","lastUpdateTime":1000},{"guid":"bad","lastUpdateTime":"soon"},{"displayName":"no guid"}]}`
+		case "/rest/malware/query":
+			return http.StatusOK, `{"data":{"malwares":[{"guid":"m1","timestamp":1000},{"guid":"m2"}],"hasMoreResults":false},"status":"SUCCESS"}`
+		default:
+			return http.StatusOK, `{"sensors":[{"sensorId":"s1"},{"sensorId":7}],"hasMoreResults":false}`
+		}
+	})
+	client := newClient(t, url, testPassword, nil, nil)
+	ctx := context.Background()
+
+	malops, err := client.MalopsInbox(ctx, testNow.Add(-time.Hour), testNow)
+	if err != nil {
+		t.Fatalf("MalopsInbox: %v", err)
+	}
+	var invalid []string
+	for _, malop := range malops {
+		if malop.Invalid != nil {
+			invalid = append(invalid, malop.Invalid.Error())
+		}
+	}
+	if len(malops) != 3 || len(invalid) != 2 {
+		t.Errorf("%d MalOps with %d invalid (%v), want 3 with 2 invalid", len(malops), len(invalid), invalid)
+	}
+
+	var alerts []cybereason.Malware
+	err = client.QueryMalware(ctx, testNow.Add(-time.Hour), testNow, func(page cybereason.MalwarePage) error {
+		alerts = append(alerts, page.Malware...)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("QueryMalware: %v", err)
+	}
+	if len(alerts) != 2 || alerts[0].Invalid != nil || alerts[1].Invalid == nil {
+		t.Errorf("malware alerts %+v, want the second one invalid", alerts)
+	}
+
+	var sensors []cybereason.Sensor
+	err = client.QuerySensors(ctx, func(page cybereason.SensorPage) error {
+		sensors = append(sensors, page.Sensors...)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("QuerySensors: %v", err)
+	}
+	if len(sensors) != 2 || sensors[0].Invalid != nil || sensors[1].Invalid == nil {
+		t.Errorf("sensors %+v, want the second one invalid", sensors)
+	}
+}

@@ -23,6 +23,10 @@ type Malop struct {
 	// lastUpdateTime.
 	LastUpdateTime time.Time
 	Raw            json.RawMessage // the MalOp object without its iconBase64 member
+	// Invalid is set when the object lacks what the client reads from it (its id or time); Raw is
+	// then the object as returned. Such an object is returned rather than failing its whole
+	// answer, so that the caller can dead-letter it and the feed goes on.
+	Invalid error
 }
 
 type inboxQuery struct {
@@ -80,7 +84,7 @@ func (c *Client) MalopsInbox(ctx context.Context, from, to time.Time) ([]Malop, 
 	for position, raw := range raws {
 		malop, err := parseMalop(raw)
 		if err != nil {
-			return nil, fmt.Errorf("query MalOps inbox: MalOp %d of the response: %w", position, err)
+			malop = Malop{Raw: raw, Invalid: fmt.Errorf("MalOp %d of the inbox response: %w", position, err)}
 		}
 		malops = append(malops, malop)
 	}

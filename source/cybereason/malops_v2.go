@@ -147,7 +147,7 @@ func (c *Client) MalopsV2(ctx context.Context, from, to time.Time) ([]Malop, err
 		}
 
 		for _, malop := range items {
-			if !seen[malop.GUID] {
+			if malop.Invalid != nil || !seen[malop.GUID] {
 				seen[malop.GUID] = true
 				malops = append(malops, malop)
 			}
@@ -208,7 +208,7 @@ func (c *Client) malopsV2Page(ctx context.Context, from, to time.Time, offset in
 	for position, raw := range *response.Data.Data {
 		malop, err := parseMalopObject(raw, "isEdr")
 		if err != nil {
-			return nil, 0, fmt.Errorf("MalOp %d of the page: %w", position, err)
+			malop = Malop{Raw: raw, Invalid: fmt.Errorf("MalOp %d of the page at offset %d: %w", position, offset, err)}
 		}
 		items = append(items, malop)
 	}

@@ -22,6 +22,10 @@ var (
 type Sensor struct {
 	ID  string          // the sensorId member, "<serverId>:<pylumId>"
 	Raw json.RawMessage // the object as the console sent it, without its iconBase64 member
+	// Invalid is set when the object lacks what the client reads from it (its id or time); Raw is
+	// then the object as returned. Such an object is returned rather than failing its whole
+	// answer, so that the caller can dead-letter it and the feed goes on.
+	Invalid error
 }
 
 // SensorPage is one page of the sensor inventory.
@@ -117,7 +121,7 @@ func (c *Client) sensorsPage(ctx context.Context, index int) (indexPage[SensorPa
 	for position, raw := range *response.Sensors {
 		sensor, err := parseSensor(raw)
 		if err != nil {
-			return indexPage[SensorPage]{}, fmt.Errorf("sensor %d of the page: %w", position, err)
+			sensor = Sensor{Raw: raw, Invalid: fmt.Errorf("sensor %d of page %d: %w", position, index, err)}
 		}
 		page.Sensors = append(page.Sensors, sensor)
 	}
