@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ const (
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRebalanceTimeout  = 30 * time.Second
 	DefaultCommitTimeout     = 10 * time.Second
+	DefaultRestoreBackoff    = 5 * time.Second
 )
 
 // RunnerConfig sets up a Runner. Zero durations and sizes take the defaults
@@ -47,6 +49,16 @@ type RunnerConfig struct {
 	CommitTimeout time.Duration
 	// Dialer carries TLS and SASL settings. Optional.
 	Dialer *kafka.Dialer
+	// TrackAssignments runs the runner on kafka-go's ConsumerGroup API, which
+	// shows the partitions assigned to this member, instead of a Reader,
+	// which hides them. It is required for the runner to call a
+	// PartitionRestorer.
+	TrackAssignments bool
+	// RestoreBackoff is the wait before a failed Restore is tried again.
+	RestoreBackoff time.Duration
+	// StartCheck, when set, runs once at the start of Run, before it joins
+	// the group; an error stops Run. Optional.
+	StartCheck func(ctx context.Context) error
 }
 
 func (cfg *RunnerConfig) setDefaults() {
@@ -57,6 +69,7 @@ func (cfg *RunnerConfig) setDefaults() {
 	setDefault(&cfg.HeartbeatInterval, DefaultHeartbeatInterval)
 	setDefault(&cfg.RebalanceTimeout, DefaultRebalanceTimeout)
 	setDefault(&cfg.CommitTimeout, DefaultCommitTimeout)
+	setDefault(&cfg.RestoreBackoff, DefaultRestoreBackoff)
 }
 
 func setDefault[T int | time.Duration](field *T, value T) {
@@ -117,6 +130,7 @@ func (cfg *RunnerConfig) validateTuning() []error {
 		{"heartbeat interval", cfg.HeartbeatInterval},
 		{"rebalance timeout", cfg.RebalanceTimeout},
 		{"commit timeout", cfg.CommitTimeout},
+		{"restore backoff", cfg.RestoreBackoff},
 	}
 	for _, d := range durations {
 		if d.value < 0 {
@@ -152,6 +166,29 @@ func readerConfig(cfg RunnerConfig, logger *slog.Logger) kafka.ReaderConfig {
 		}),
 		ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {
 			logger.Warn(fmt.Sprintf(format, args...), "component", "kafka-go reader")
+		}),
+	}
+}
+
+// groupConfig is the kafka-go consumer group of a runner in TrackAssignments
+// mode: the same group settings as readerConfig, and the first offset for a
+// partition without a committed offset.
+func groupConfig(cfg RunnerConfig, logger *slog.Logger) kafka.ConsumerGroupConfig {
+	return kafka.ConsumerGroupConfig{
+		ID:                    cfg.GroupID,
+		Brokers:               cfg.Brokers,
+		Dialer:                cfg.Dialer,
+		Topics:                cfg.Topics,
+		StartOffset:           kafka.FirstOffset,
+		SessionTimeout:        cfg.SessionTimeout,
+		HeartbeatInterval:     cfg.HeartbeatInterval,
+		RebalanceTimeout:      cfg.RebalanceTimeout,
+		WatchPartitionChanges: true,
+		Logger: kafka.LoggerFunc(func(format string, args ...any) {
+			logger.Debug(fmt.Sprintf(format, args...), "component", "kafka-go consumer group")
+		}),
+		ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {
+			logger.Warn(fmt.Sprintf(format, args...), "component", "kafka-go consumer group")
 		}),
 	}
 }

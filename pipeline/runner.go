@@ -36,6 +36,23 @@ type BatchCommitter interface {
 	RollbackBatch()
 }
 
+// PartitionRestorer is implemented by a Processor whose state for the
+// messages of an input partition can be rebuilt from Kafka, so that the state
+// survives restarts and moves with the partition in a rebalance. A Runner
+// uses it only with RunnerConfig.TrackAssignments; without it, or in the
+// Reader mode, the processor's state stays whatever it holds in memory.
+type PartitionRestorer interface {
+	// Restore rebuilds the state of the input topic's partition. The runner
+	// calls it when the partition is assigned, before passing any message of
+	// the partition to Process, and calls it again after a delay when it
+	// fails. It may run concurrently with Process on other partitions.
+	Restore(ctx context.Context, topic string, partition int) error
+	// Release drops the state of the partition after it was revoked. The
+	// runner calls it after the last batch of the generation, whether or not
+	// Restore succeeded.
+	Release(topic string, partition int)
+}
+
 // Publisher delivers messages; *sink.Writer implements it. Write returns nil
 // only when every message was acknowledged, and a *sink.RejectedError when
 // only the messages it lists were refused for good.
@@ -48,10 +65,16 @@ type Publisher interface {
 type Runner struct {
 	cfg       RunnerConfig
 	reader    kafka.ReaderConfig
+	group     kafka.ConsumerGroupConfig
 	processor Processor
+	restorer  PartitionRestorer // nil unless TrackAssignments is set and the processor implements it
 	publisher Publisher
 	logger    *slog.Logger
 	running   atomic.Bool
+
+	// unrestored is the count of partitions of the current generation whose
+	// Restore has not succeeded yet, or -1 between generations.
+	unrestored atomic.Int64
 
 	consumed       atomic.Int64
 	produced       atomic.Int64
@@ -91,15 +114,24 @@ func NewRunner(cfg RunnerConfig, p Processor, w Publisher, logger *slog.Logger) 
 	}
 	logger = logger.With("stage", cfg.Name)
 
-	reader := readerConfig(cfg, logger)
-	if err := reader.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("kafka reader: %w", err))
+	r := &Runner{cfg: cfg, processor: p, publisher: w, logger: logger}
+	r.unrestored.Store(-1)
+	if cfg.TrackAssignments {
+		r.group = groupConfig(cfg, logger)
+		if err := r.group.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("kafka consumer group: %w", err))
+		}
+		r.restorer, _ = p.(PartitionRestorer)
+	} else {
+		r.reader = readerConfig(cfg, logger)
+		if err := r.reader.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("kafka reader: %w", err))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid runner config for stage %q: %w", cfg.Name, errors.Join(errs...))
 	}
-
-	return &Runner{cfg: cfg, reader: reader, processor: p, publisher: w, logger: logger}, nil
+	return r, nil
 }
 
 // Stats returns the runner's counters. It is safe to call while Run runs.
@@ -113,28 +145,49 @@ func (r *Runner) Stats() RunnerStats {
 	}
 }
 
+// Ready reports whether Run is consuming: it has started and, with
+// TrackAssignments, it holds a generation whose partitions were all
+// restored. It is false during a rebalance. It is safe to call while Run runs.
+func (r *Runner) Ready() bool {
+	if !r.running.Load() {
+		return false
+	}
+	return !r.cfg.TrackAssignments || r.unrestored.Load() == 0
+}
+
 // Run joins the consumer group and repeats until ctx ends: fetch a batch,
 // process each message in order, publish all outputs with one Write, then
 // commit the batch's offsets. A message the processor fails on goes to
 // <topic>.dlq, and so does a message whose output the publisher rejects for
 // good. In both cases the partition moves on.
 //
+// With TrackAssignments set, Run consumes each assigned partition on its own
+// and, when the processor implements PartitionRestorer, restores the
+// partition's state before its first message is processed (see
+// consumeGroup). A rebalance waits for the batch in flight to finish.
+//
 // When ctx ends, Run abandons the batch in flight (it will be consumed again),
-// leaves the group and returns nil. It returns an error when the reader or the
-// publisher fails in a way that no retry fixes; that batch is not committed.
-// Run can be called again after it returns, but not concurrently.
+// leaves the group and returns nil. It returns an error when StartCheck fails,
+// or when the reader or the publisher fails in a way that no retry fixes. The
+// failed batch is not committed. Run can be called again after it returns,
+// but not concurrently.
 func (r *Runner) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("run stage %s: already running", r.cfg.Name)
 	}
 	defer r.running.Store(false)
 
-	reader := kafka.NewReader(r.reader)
-	r.logger.Info("runner started", "group", r.cfg.GroupID, "topics", r.cfg.Topics)
-
-	err := r.consume(ctx, reader)
-	if closeErr := reader.Close(); closeErr != nil {
-		r.logger.Warn("close kafka reader failed", "error", closeErr)
+	var err error
+	if r.cfg.StartCheck != nil {
+		err = r.cfg.StartCheck(ctx)
+	}
+	if err == nil {
+		r.logger.Info("runner started", "group", r.cfg.GroupID, "topics", r.cfg.Topics, "track_assignments", r.cfg.TrackAssignments)
+		if r.cfg.TrackAssignments {
+			err = r.consumeGroup(ctx)
+		} else {
+			err = r.consumeReader(ctx)
+		}
 	}
 
 	stats := r.Stats()
@@ -146,9 +199,21 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
-func (r *Runner) consume(ctx context.Context, reader *kafka.Reader) error {
+// consumeReader runs the batch loop on a kafka-go Reader, which hides the
+// partition assignments.
+func (r *Runner) consumeReader(ctx context.Context) error {
+	reader := kafka.NewReader(r.reader)
+	defer func() {
+		if err := reader.Close(); err != nil {
+			r.logger.Warn("close kafka reader failed", "error", err)
+		}
+	}()
+
+	commit := func(ctx context.Context, batch []kafka.Message) error {
+		return reader.CommitMessages(ctx, batch...)
+	}
 	for {
-		batch, err := r.fetchBatch(ctx, reader)
+		batch, err := r.fetchBatch(ctx, reader.FetchMessage)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -156,7 +221,7 @@ func (r *Runner) consume(ctx context.Context, reader *kafka.Reader) error {
 			return fmt.Errorf("fetch messages: %w", err)
 		}
 
-		if err := r.handleBatch(ctx, reader, batch); err != nil {
+		if err := r.handleBatch(ctx, batch, commit); err != nil {
 			r.rollback()
 			if ctx.Err() != nil {
 				r.logger.Info("batch abandoned because the runner is stopping; it will be consumed again", "messages", len(batch))
@@ -169,8 +234,8 @@ func (r *Runner) consume(ctx context.Context, reader *kafka.Reader) error {
 
 // fetchBatch waits for one message, then collects more until the batch is
 // full or BatchWait has passed since the first.
-func (r *Runner) fetchBatch(ctx context.Context, reader *kafka.Reader) ([]kafka.Message, error) {
-	first, err := reader.FetchMessage(ctx)
+func (r *Runner) fetchBatch(ctx context.Context, fetch func(context.Context) (kafka.Message, error)) ([]kafka.Message, error) {
+	first, err := fetch(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +245,7 @@ func (r *Runner) fetchBatch(ctx context.Context, reader *kafka.Reader) ([]kafka.
 	waitCtx, cancel := context.WithTimeout(ctx, r.cfg.BatchWait)
 	defer cancel()
 	for len(batch) < r.cfg.BatchSize {
-		msg, err := reader.FetchMessage(waitCtx)
+		msg, err := fetch(waitCtx)
 		switch {
 		case err == nil:
 			batch = append(batch, msg)
@@ -195,8 +260,11 @@ func (r *Runner) fetchBatch(ctx context.Context, reader *kafka.Reader) ([]kafka.
 	return batch, nil
 }
 
+// commitFunc commits the offsets that follow the messages of a batch.
+type commitFunc func(ctx context.Context, batch []kafka.Message) error
+
 // handleBatch processes, publishes and commits one batch.
-func (r *Runner) handleBatch(ctx context.Context, reader *kafka.Reader, batch []kafka.Message) error {
+func (r *Runner) handleBatch(ctx context.Context, batch []kafka.Message, commitOffsets commitFunc) error {
 	r.consumed.Add(int64(len(batch)))
 
 	outs, err := r.process(ctx, batch)
@@ -213,7 +281,7 @@ func (r *Runner) handleBatch(ctx context.Context, reader *kafka.Reader, batch []
 		r.rollback()
 	}
 
-	r.commit(ctx, reader, batch)
+	r.commit(ctx, batch, commitOffsets)
 	r.batches.Add(1)
 	return nil
 }
@@ -221,10 +289,10 @@ func (r *Runner) handleBatch(ctx context.Context, reader *kafka.Reader, batch []
 // commit commits the batch's offsets. A failure is logged and counted, not
 // returned: the outputs are already written, so the only cost is that the
 // batch is consumed again, typically after a rebalance moved its partitions.
-func (r *Runner) commit(ctx context.Context, reader *kafka.Reader, batch []kafka.Message) {
+func (r *Runner) commit(ctx context.Context, batch []kafka.Message, commitOffsets commitFunc) {
 	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CommitTimeout)
 	defer cancel()
-	if err := reader.CommitMessages(commitCtx, batch...); err != nil {
+	if err := commitOffsets(commitCtx, batch); err != nil {
 		r.commitFailures.Add(1)
 		last := batch[len(batch)-1]
 		r.logger.Warn("commit offsets failed; the batch will be consumed again",

@@ -56,6 +56,9 @@ type Config struct {
 	// Writer uses a plain-TCP transport of its own and closes its
 	// connections on Close. A Transport passed in stays the caller's to close.
 	Transport *kafka.Transport
+	// Balancer chooses each message's partition. Optional: by default the
+	// murmur2 hash of the key, as Kafka's Java client does.
+	Balancer kafka.Balancer
 }
 
 func (cfg *Config) setDefaults() {

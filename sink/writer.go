@@ -40,9 +40,9 @@ type Stats struct {
 }
 
 // NewWriter validates cfg and returns a Writer that waits for acknowledgement
-// from all in-sync replicas (acks=all), partitions by key with the murmur2
-// hash of Kafka's Java client, never creates topics and never writes
-// asynchronously. A nil logger discards logs.
+// from all in-sync replicas (acks=all), partitions with cfg.Balancer (by
+// default by key with the murmur2 hash of Kafka's Java client), never
+// creates topics and never writes asynchronously. A nil logger discards logs.
 func NewWriter(cfg Config, logger *slog.Logger) (*Writer, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
@@ -62,9 +62,13 @@ func NewWriter(cfg Config, logger *slog.Logger) (*Writer, error) {
 		transport = &kafka.Transport{ClientID: "cybereason-connector"}
 		w.ownedTransport = transport
 	}
+	balancer := cfg.Balancer
+	if balancer == nil {
+		balancer = &kafka.Murmur2Balancer{}
+	}
 	w.kafka = &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
-		Balancer:               &kafka.Murmur2Balancer{},
+		Balancer:               balancer,
 		RequiredAcks:           kafka.RequireAll,
 		Async:                  false,
 		AllowAutoTopicCreation: false,

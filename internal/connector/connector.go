@@ -55,7 +55,12 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	writer, err := sink.NewWriter(sink.Config{Brokers: cfg.Kafka.Brokers}, logger)
+	// Dedupe writes each output to the partition with the number of its
+	// input partition. Every other message is partitioned by key.
+	writer, err := sink.NewWriter(sink.Config{
+		Brokers:  cfg.Kafka.Brokers,
+		Balancer: pipeline.PartitionBalancer(cfg.Kafka.Topics.Assets, cfg.Kafka.Topics.Findings),
+	}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("create kafka writer: %w", err)
 	}
@@ -163,6 +168,11 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 	return nil
 }
 
+// buildDedupe builds dedupe with its state kept in its output topics. Each
+// output goes to the partition with the number of its input partition, and
+// the runner restores a partition's state from that output partition when
+// the partition is assigned. The runner checks at start that inputs and
+// outputs have the same partition counts.
 func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 	kinds := map[string]schemas.Kind{
 		cfg.Kafka.Topics.NormalizedAssets:   schemas.KindAsset,
@@ -174,16 +184,21 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 			cfg.Kafka.Topics.NormalizedFindings: cfg.Kafka.Topics.Findings,
 		},
 		Fingerprint: fingerprintByTopic(kinds),
+		// TODO: make the resync interval a setting.
+		ResyncInterval: dedupe.DefaultResyncInterval,
+		Brokers:        cfg.Kafka.Brokers,
 	}, s.logger)
 	if err != nil {
 		return err
 	}
 
 	runner, err := pipeline.NewRunner(pipeline.RunnerConfig{
-		Name:    config.StageDedupe,
-		Brokers: cfg.Kafka.Brokers,
-		GroupID: cfg.Kafka.DedupeGroup,
-		Topics:  []string{cfg.Kafka.Topics.NormalizedAssets, cfg.Kafka.Topics.NormalizedFindings},
+		Name:             config.StageDedupe,
+		Brokers:          cfg.Kafka.Brokers,
+		GroupID:          cfg.Kafka.DedupeGroup,
+		Topics:           []string{cfg.Kafka.Topics.NormalizedAssets, cfg.Kafka.Topics.NormalizedFindings},
+		TrackAssignments: true,
+		StartCheck:       stage.CheckPartitions,
 	}, stage, s.Writer, s.logger)
 	if err != nil {
 		return err

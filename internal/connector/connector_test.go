@@ -255,3 +255,20 @@ func TestRunRequiresEveryTopic(t *testing.T) {
 		t.Fatalf("Run error = %v, want one naming the missing topic", err)
 	}
 }
+
+func TestRunRequiresCopartitionedDedupeTopics(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", "unused", 3)
+	cfg.Stages = []string{config.StageDedupe}
+	cfg.Kafka.Topics.Findings = cfg.Kafka.Topics.State // exists, with 1 partition
+
+	stages, err := connector.Build(cfg, connector.Options{}, nil)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	err = stages.Run(context.Background(), cfg.ShutdownTimeout)
+
+	want := "partition count of output topic cybereason.connector.state is 1 but that of its input oversoc.normalized.findings is 3"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Run error = %v, want one containing %q", err, want)
+	}
+}

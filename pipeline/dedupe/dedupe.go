@@ -2,6 +2,12 @@
 // its content changed: it compares each record's fingerprint with the one
 // last forwarded for the same output topic and key, and drops the record
 // when they are equal.
+//
+// The stage writes each record to the output partition with the number of
+// its input partition. With input and output topics of the same partition
+// count, the state of the keys of input partition p is then output partition
+// p itself, which Restore reads back when p is assigned. Output and state
+// cannot disagree, even when the process dies between two writes.
 package dedupe
 
 import (
@@ -9,11 +15,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/oversoc/cybereason-connector/sink"
 )
+
+// DefaultResyncInterval is the resync interval that the connector uses.
+const DefaultResyncInterval = 24 * time.Hour
+
+// HeaderInputOffset is the header that carries, on each output record, the
+// offset of the input record it was forwarded from. Restore reads it back.
+// The Stage adds it only when Config.Brokers is set.
+const HeaderInputOffset = "dedupe_input_offset"
 
 // DefaultRoutes returns the default input topic -> output topic routes.
 func DefaultRoutes() map[string]string {
@@ -32,8 +50,23 @@ type Config struct {
 	// without its volatile fields. Required.
 	Fingerprint func(topic string, msg kafka.Message) (string, error)
 	// State stores the last forwarded fingerprints. Nil means a new
-	// in-memory state, lost when the process stops.
+	// in-memory state, lost when the process stops unless Restore rebuilds
+	// it from the output topics.
 	State State
+	// ResyncInterval is the time after which an unchanged record is
+	// forwarded again, so that consumers see the entity is still there. The
+	// re-emitted record has a salted ce_id (see Process). Zero disables
+	// resync.
+	ResyncInterval time.Duration
+	// Now returns the current time. Default: time.Now.
+	Now func() time.Time
+	// Brokers are the bootstrap addresses that Restore and CheckPartitions
+	// read the topics from. Required for them only. When set, each output
+	// carries the HeaderInputOffset header.
+	Brokers []string
+	// Dialer carries TLS and SASL settings for Restore and CheckPartitions.
+	// Optional.
+	Dialer *kafka.Dialer
 }
 
 // Stage is the dedupe processor for a pipeline.Runner. It implements
@@ -41,23 +74,55 @@ type Config struct {
 type Stage struct {
 	routes      map[string]string
 	fingerprint func(string, kafka.Message) (string, error)
+	resync      time.Duration
+	now         func() time.Time
+	brokers     []string
+	dialer      *kafka.Dialer
 	logger      *slog.Logger
 
 	mu    sync.Mutex
 	state State
-	undo  []change // state changes of the current batch, oldest first
+	// keys contains the state of each key per output partition, besides its
+	// fingerprint.
+	keys map[topicPartition]map[string]keyInfo
+	undo []change // state changes of the current batch, oldest first
 
 	in         atomic.Int64
 	forwarded  atomic.Int64
 	unchanged  atomic.Int64
 	tombstones atomic.Int64
+	resynced   atomic.Int64
+	restored   atomic.Int64
 }
 
-// change is the state of one (topic, key) before a batch changed it.
+// topicPartition is an output topic's partition.
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+// keyInfo is the state of one key of an output partition besides its
+// fingerprint.
+type keyInfo struct {
+	// emitted is the time of the key's last forward, for resync.
+	emitted time.Time
+	// published is the input offset of the key's last output record that
+	// Restore read, or -1. An input record of the key at or before it is
+	// older than what the output already shows, so Process drops it. That
+	// keeps a replay of uncommitted input from publishing a key's older
+	// contents again after its newer ones.
+	published int64
+}
+
+// change is the state of one (topic, partition, key) before a batch changed
+// it.
 type change struct {
 	topic, key  string
+	partition   int
 	fingerprint string
 	existed     bool
+	info        keyInfo
+	hadInfo     bool
 }
 
 // Stats are counters of Process outcomes since the Stage was created. A batch
@@ -68,11 +133,17 @@ type Stats struct {
 	// Forwarded is the count of records forwarded, tombstones included.
 	Forwarded int64
 	// Unchanged is the count of records dropped because their fingerprint
-	// equals the last one forwarded for their key.
+	// equals the last one forwarded for their key, or because Restore found
+	// a newer output record of their key.
 	Unchanged int64
 	// Tombstones is the count of tombstones (records without a value)
 	// forwarded.
 	Tombstones int64
+	// Resynced is the count of unchanged records forwarded again because
+	// the resync interval had passed since the last forward of their key.
+	Resynced int64
+	// Restored is the count of output records read by Restore.
+	Restored int64
 }
 
 // New validates cfg and returns a Stage. A nil logger discards logs.
@@ -86,6 +157,9 @@ func New(cfg Config, logger *slog.Logger) (*Stage, error) {
 	if cfg.State == nil {
 		cfg.State = NewMemoryState()
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -94,7 +168,17 @@ func New(cfg Config, logger *slog.Logger) (*Stage, error) {
 	for in, out := range cfg.Routes {
 		routes[in] = out
 	}
-	return &Stage{routes: routes, fingerprint: cfg.Fingerprint, state: cfg.State, logger: logger}, nil
+	return &Stage{
+		routes:      routes,
+		fingerprint: cfg.Fingerprint,
+		resync:      cfg.ResyncInterval,
+		now:         cfg.Now,
+		brokers:     append([]string(nil), cfg.Brokers...),
+		dialer:      cfg.Dialer,
+		state:       cfg.State,
+		keys:        make(map[topicPartition]map[string]keyInfo),
+		logger:      logger,
+	}, nil
 }
 
 func (cfg *Config) validate() error {
@@ -105,7 +189,17 @@ func (cfg *Config) validate() error {
 	if len(cfg.Routes) == 0 {
 		errs = append(errs, errors.New("routes: at least one is required"))
 	}
+	if cfg.ResyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("resync interval: must not be negative, got %s", cfg.ResyncInterval))
+	}
+	inputOf := make(map[string]string, len(cfg.Routes))
 	for in, out := range cfg.Routes {
+		// Restore rebuilds the state of output partition p for one input
+		// partition p, so two inputs must not share an output topic.
+		if other, shared := inputOf[out]; shared && len(cfg.Brokers) > 0 {
+			errs = append(errs, fmt.Errorf("routes: inputs %q and %q share the output topic %q, which Restore cannot rebuild for each input", min(in, other), max(in, other), out))
+		}
+		inputOf[out] = in
 		switch {
 		case in == "" || out == "":
 			errs = append(errs, fmt.Errorf("routes: empty topic name in route %q -> %q", in, out))
@@ -126,15 +220,27 @@ func (s *Stage) Stats() Stats {
 		Forwarded:  s.forwarded.Load(),
 		Unchanged:  s.unchanged.Load(),
 		Tombstones: s.tombstones.Load(),
+		Resynced:   s.resynced.Load(),
+		Restored:   s.restored.Load(),
 	}
 }
 
-// Process forwards msg to its output topic with its key, value and headers
-// unchanged. It returns no message when the fingerprint equals the last one
-// forwarded for the same output topic and key. A tombstone (nil value) is
-// always forwarded and clears the key's fingerprint. A message without a
-// key, from a topic without a route, or whose fingerprint fails is an error,
-// so the runner dead-letters it.
+// Process forwards msg to the partition of its output topic with the same
+// number as its input partition. The output keeps the key, value and headers
+// (plus HeaderInputOffset when Config.Brokers is set) and has the current
+// time (Config.Now) as its timestamp.
+//
+// Process returns no message when the fingerprint equals the last one
+// forwarded for the same output topic and key, unless ResyncInterval has
+// passed since that forward. Then it forwards the record again with its ce_id
+// header salted as "<ce_id>#resync-<epoch>", so that consumers that drop
+// repeated CloudEvents ids keep it. The epoch is the count of whole resync
+// intervals since the Unix epoch. It also returns no message for a record
+// that is not newer than the key's last output found by Restore.
+//
+// A tombstone (nil value) is forwarded and clears the key's fingerprint. A
+// message without a key, from a topic without a route, or whose fingerprint
+// fails is an error, so the runner dead-letters it.
 func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, error) {
 	s.in.Add(1)
 	out, ok := s.routes[msg.Topic]
@@ -145,46 +251,135 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 		return nil, errors.New("record has no key")
 	}
 	key := string(msg.Key)
-	forward := []kafka.Message{{Topic: out, Key: msg.Key, Value: msg.Value, Headers: msg.Headers}}
+	at := topicPartition{topic: out, partition: msg.Partition}
+	now := s.now()
+	// The record's timestamp is its emit time, which Restore reads back.
+	forward := kafka.Message{Topic: out, Partition: msg.Partition, Key: msg.Key, Value: msg.Value, Headers: msg.Headers, Time: now}
+	if len(s.brokers) > 0 {
+		forward.Headers = withInputOffset(msg.Headers, msg.Offset)
+	}
 
+	if s.published(at, key, msg.Offset) {
+		s.unchanged.Add(1)
+		s.logger.Debug("record older than the key's output before the restore; dropped", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset)
+		return nil, nil
+	}
 	if msg.Value == nil {
-		s.record(out, key, "", false)
+		s.record(at, key, "", false, now)
 		s.tombstones.Add(1)
 		s.forwarded.Add(1)
-		return forward, nil
+		return []kafka.Message{forward}, nil
 	}
 
 	fingerprint, err := s.fingerprint(msg.Topic, msg)
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint record: %w", err)
 	}
-	if !s.record(out, key, fingerprint, true) {
+	switch s.record(at, key, fingerprint, true, now) {
+	case unchanged:
 		s.unchanged.Add(1)
 		s.logger.Debug("record unchanged; dropped", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "fingerprint", fingerprint)
 		return nil, nil
+	case resyncDue:
+		forward.Headers = saltID(forward.Headers, now.UnixNano()/int64(s.resync))
+		s.resynced.Add(1)
 	}
 	s.forwarded.Add(1)
-	return forward, nil
+	return []kafka.Message{forward}, nil
 }
 
-// record stores fingerprint for (topic, key), or deletes the entry when
-// present is false, and reports whether the state changed. Each change is
-// logged for RollbackBatch.
-func (s *Stage) record(topic, key, fingerprint string, present bool) bool {
+// verdict is the decision of record about one input record.
+type verdict int
+
+const (
+	changed   verdict = iota // forward: new key, new fingerprint or tombstone
+	unchanged                // drop
+	resyncDue                // forward again: unchanged, but the resync interval has passed
+)
+
+// record stores fingerprint and the emit time now for the key in the output
+// partition, or deletes the key when present is false, and returns the
+// verdict. Each change is logged for RollbackBatch.
+func (s *Stage) record(at topicPartition, key, fingerprint string, present bool, now time.Time) verdict {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
-	previous, existed := s.state.Get(topic, key)
-	if existed == present && previous == fingerprint {
-		return false
+	previous, existed := s.state.Get(at.topic, key)
+	info, hadInfo := s.keys[at][key]
+	v := changed
+	if present && existed && previous == fingerprint {
+		switch {
+		case !hadInfo:
+			// A fingerprint from a State filled by the caller has no emit
+			// time: the resync interval starts now.
+			v = unchanged
+		case s.resync > 0 && now.Sub(info.emitted) >= s.resync:
+			v = resyncDue
+		default:
+			return unchanged
+		}
 	}
-	s.undo = append(s.undo, change{topic: topic, key: key, fingerprint: previous, existed: existed})
+
+	s.undo = append(s.undo, change{
+		topic: at.topic, key: key, partition: at.partition,
+		fingerprint: previous, existed: existed,
+		info: info, hadInfo: hadInfo,
+	})
 	if present {
-		s.state.Put(topic, key, fingerprint)
+		s.state.Put(at.topic, key, fingerprint)
+		s.setInfo(at, key, keyInfo{emitted: now, published: -1})
 	} else {
-		s.state.Delete(topic, key)
+		s.state.Delete(at.topic, key)
+		s.deleteInfo(at, key)
 	}
-	return true
+	return v
+}
+
+// published reports whether the output already shows a newer record of the
+// key than the input record at offset.
+func (s *Stage) published(at topicPartition, key string, offset int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	info, ok := s.keys[at][key]
+	return ok && offset <= info.published
+}
+
+func (s *Stage) setInfo(at topicPartition, key string, info keyInfo) {
+	keys := s.keys[at]
+	if keys == nil {
+		keys = make(map[string]keyInfo)
+		s.keys[at] = keys
+	}
+	keys[key] = info
+}
+
+func (s *Stage) deleteInfo(at topicPartition, key string) {
+	delete(s.keys[at], key)
+}
+
+// withInputOffset returns a copy of headers with HeaderInputOffset set to
+// offset.
+func withInputOffset(headers []kafka.Header, offset int64) []kafka.Header {
+	out := make([]kafka.Header, 0, len(headers)+1)
+	for _, h := range headers {
+		if h.Key != HeaderInputOffset {
+			out = append(out, h)
+		}
+	}
+	return append(out, kafka.Header{Key: HeaderInputOffset, Value: strconv.AppendInt(nil, offset, 10)})
+}
+
+// saltID returns a copy of headers whose ce_id header ends in
+// "#resync-<epoch>".
+func saltID(headers []kafka.Header, epoch int64) []kafka.Header {
+	salted := make([]kafka.Header, len(headers))
+	copy(salted, headers)
+	for i := range salted {
+		if salted[i].Key == sink.HeaderID {
+			salted[i].Value = fmt.Appendf(nil, "%s#resync-%d", salted[i].Value, epoch)
+		}
+	}
+	return salted
 }
 
 // CommitBatch keeps the state changes of the batch: its outputs were
@@ -206,6 +401,12 @@ func (s *Stage) RollbackBatch() {
 			s.state.Put(c.topic, c.key, c.fingerprint)
 		} else {
 			s.state.Delete(c.topic, c.key)
+		}
+		at := topicPartition{topic: c.topic, partition: c.partition}
+		if c.hadInfo {
+			s.setInfo(at, c.key, c.info)
+		} else {
+			s.deleteInfo(at, c.key)
 		}
 	}
 	s.undo = s.undo[:0]

@@ -1,0 +1,264 @@
+package dedupe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/oversoc/cybereason-connector/sink"
+)
+
+// restoredKey is the state of one key read back from an output partition.
+type restoredKey struct {
+	fingerprint string // "" after a tombstone
+	emitted     time.Time
+	published   int64 // HeaderInputOffset of the key's last record, or -1
+}
+
+// Restore rebuilds the state of input topic's partition from the output
+// partition with the same number. It reads the output partition from its
+// first offset to the high watermark taken when Restore starts. Per key it
+// keeps the fingerprint of the last record (Config.Fingerprint called with
+// the input topic) and the record's Kafka timestamp as the last emit time. A
+// tombstone deletes the key. Process compares the HeaderInputOffset header of
+// the key's last record with the offsets of replayed input records, and drops
+// those that are older than the output. The result replaces whatever the Stage held for that output
+// partition. Restore implements pipeline.PartitionRestorer.
+//
+// The pipeline.Runner calls it before any message of the partition reaches
+// Process, so nothing else writes to that output partition meanwhile, unless
+// the previous owner of the partition is still writing in the short time
+// before it sees the rebalance.
+func (s *Stage) Restore(ctx context.Context, topic string, partition int) error {
+	out, ok := s.routes[topic]
+	if !ok {
+		return fmt.Errorf("restore %s partition %d: no dedupe route for the topic", topic, partition)
+	}
+	if len(s.brokers) == 0 {
+		return fmt.Errorf("restore %s partition %d: no brokers in the dedupe config", topic, partition)
+	}
+
+	start := time.Now()
+	_, inputEnd, err := s.offsets(ctx, topic, partition)
+	if err != nil {
+		return fmt.Errorf("restore %s partition %d: %w", topic, partition, err)
+	}
+	keys, records, err := s.readOutput(ctx, topic, out, partition)
+	if err != nil {
+		return fmt.Errorf("restore %s partition %d from %s: %w", topic, partition, out, err)
+	}
+
+	at := topicPartition{topic: out, partition: partition}
+	s.mu.Lock()
+	s.drop(at)
+	for key, k := range keys {
+		if k.published >= inputEnd {
+			// The input partition has no such offset, so it was recreated
+			// after that output, and the offset is not comparable to its
+			// records.
+			k.published = -1
+		}
+		if k.fingerprint != "" {
+			s.state.Put(out, key, k.fingerprint)
+		} else if k.published < 0 {
+			continue // a tombstone is only kept for its input offset
+		}
+		s.setInfo(at, key, keyInfo{emitted: k.emitted, published: k.published})
+	}
+	s.mu.Unlock()
+
+	s.restored.Add(int64(records))
+	s.logger.Info("dedupe state restored", "topic", out, "partition", partition,
+		"keys", len(keys), "records", records, "duration", time.Since(start))
+	return nil
+}
+
+// Release drops the state of the output partition of input topic's
+// partition, after the partition was revoked. It implements
+// pipeline.PartitionRestorer. Fingerprints that a caller put in Config.State
+// directly stay, because the Stage does not know their partition.
+func (s *Stage) Release(topic string, partition int) {
+	out, ok := s.routes[topic]
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drop(topicPartition{topic: out, partition: partition})
+}
+
+// drop deletes every key of the output partition. The caller holds s.mu.
+func (s *Stage) drop(at topicPartition) {
+	for key := range s.keys[at] {
+		s.state.Delete(at.topic, key)
+	}
+	delete(s.keys, at)
+}
+
+// readOutput reads partition of the output topic out up to its high
+// watermark and returns the state of each key and the count of records read.
+func (s *Stage) readOutput(ctx context.Context, in, out string, partition int) (map[string]restoredKey, int, error) {
+	first, end, err := s.offsets(ctx, out, partition)
+	if err != nil {
+		return nil, 0, err
+	}
+	keys := make(map[string]restoredKey)
+	if first >= end {
+		return keys, 0, nil
+	}
+
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   s.brokers,
+		Topic:     out,
+		Partition: partition,
+		Dialer:    s.dialer,
+		MaxWait:   250 * time.Millisecond,
+	})
+	defer reader.Close()
+	if err := reader.SetOffset(first); err != nil {
+		return nil, 0, fmt.Errorf("seek to offset %d: %w", first, err)
+	}
+
+	records := 0
+	for {
+		// NOTE: this waits for a record at offset end-1 or later. Compaction
+		// keeps the last record of a partition. A partition that ends in
+		// transaction markers would make it wait for the next write, but the
+		// connector writes no transactions.
+		msg, err := reader.FetchMessage(ctx)
+		if err != nil {
+			return nil, records, fmt.Errorf("fetch after %d of up to %d records: %w", records, end-first, err)
+		}
+		records++
+		s.restoreRecord(keys, in, msg)
+		if msg.Offset >= end-1 {
+			return keys, records, nil
+		}
+	}
+}
+
+// restoreRecord applies one output record to keys.
+func (s *Stage) restoreRecord(keys map[string]restoredKey, in string, msg kafka.Message) {
+	if len(msg.Key) == 0 {
+		return
+	}
+	key := string(msg.Key)
+	restored := restoredKey{emitted: msg.Time, published: inputOffset(msg)}
+	if msg.Value == nil {
+		keys[key] = restored
+		return
+	}
+	fingerprint, err := s.fingerprint(in, msg)
+	if err != nil {
+		// Without a fingerprint, the next input record of the key is forwarded.
+		s.logger.Warn("output record has no fingerprint; its key will be forwarded again",
+			"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "error", err)
+		keys[key] = restored
+		return
+	}
+	restored.fingerprint = fingerprint
+	keys[key] = restored
+}
+
+// inputOffset returns the HeaderInputOffset of an output record, or -1 when
+// it has none, as records written without Config.Brokers.
+func inputOffset(msg kafka.Message) int64 {
+	value, ok := sink.HeaderValue(msg.Headers, HeaderInputOffset)
+	if !ok {
+		return -1
+	}
+	offset, err := strconv.ParseInt(value, 10, 64)
+	if err != nil || offset < 0 {
+		return -1
+	}
+	return offset
+}
+
+// offsets returns the first offset and the high watermark of a partition.
+func (s *Stage) offsets(ctx context.Context, topic string, partition int) (first, end int64, err error) {
+	client, closeClient := s.client()
+	defer closeClient()
+
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)},
+	}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("list offsets: %w", err)
+	}
+	for _, p := range resp.Topics[topic] {
+		if p.Partition != partition {
+			continue
+		}
+		if p.Error != nil {
+			return 0, 0, fmt.Errorf("list offsets: %w", p.Error)
+		}
+		return p.FirstOffset, p.LastOffset, nil
+	}
+	return 0, 0, errors.New("list offsets: partition missing from the response")
+}
+
+// client returns a Kafka client with the Dialer's TLS and SASL settings and
+// a function that closes its connections.
+func (s *Stage) client() (*kafka.Client, func()) {
+	transport := &kafka.Transport{}
+	if s.dialer != nil {
+		transport.TLS = s.dialer.TLS
+		transport.SASL = s.dialer.SASLMechanism
+		transport.ClientID = s.dialer.ClientID
+	}
+	client := &kafka.Client{Addr: kafka.TCP(s.brokers...), Transport: transport}
+	return client, transport.CloseIdleConnections
+}
+
+// CheckPartitions fails unless every output topic has the same partition
+// count as its input topic, which Restore needs: the state of input partition
+// p is output partition p. It also fails when a topic is missing.
+func (s *Stage) CheckPartitions(ctx context.Context) error {
+	if len(s.brokers) == 0 {
+		return errors.New("check dedupe partitions: no brokers in the dedupe config")
+	}
+	var topics []string
+	for in, out := range s.routes {
+		topics = append(topics, in, out)
+	}
+
+	client, closeClient := s.client()
+	defer closeClient()
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("check dedupe partitions: read topic metadata: %w", err)
+	}
+	counts := make(map[string]int, len(meta.Topics))
+	var errs []error
+	for _, t := range meta.Topics {
+		if t.Error != nil {
+			errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, t.Error))
+			continue
+		}
+		counts[t.Name] = len(t.Partitions)
+	}
+
+	ins := make([]string, 0, len(s.routes))
+	for in := range s.routes {
+		ins = append(ins, in)
+	}
+	slices.Sort(ins)
+	for _, in := range ins {
+		out := s.routes[in]
+		nIn, okIn := counts[in]
+		nOut, okOut := counts[out]
+		if okIn && okOut && nIn != nOut {
+			errs = append(errs, fmt.Errorf("partition count of output topic %s is %d but that of its input %s is %d; create %s with %d partitions, because dedupe keeps the state of input partition p in output partition p",
+				out, nOut, in, nIn, out, nIn))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("check dedupe partitions: %w", errors.Join(errs...))
+	}
+	return nil
+}
