@@ -42,9 +42,9 @@ func (s *Stage) publish(ctx context.Context, msgs []kafka.Message) error {
 }
 
 // invalidObjectLetter carries a vendor object that the client could not read
-// (it lacks its id or time) straight to <topic>.dlq, so that the rest of its
-// answer is published and its feed moves on. It has no key, because the key
-// is what is missing or unreadable.
+// (it lacks its id or time) straight to <topic>.dlq, so that the rest of the
+// response is published and the feed moves on. The letter has no key,
+// because the key is what is missing or unreadable.
 func (s *Stage) invalidObjectLetter(topic, eventType, endpoint string, raw []byte, cause error) kafka.Message {
 	s.logger.Error("the console sent an object the source cannot read; sending it to the dead-letter topic",
 		"topic", topic+pipeline.DeadLetterSuffix, "error", cause)

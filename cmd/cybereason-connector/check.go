@@ -15,7 +15,7 @@ import (
 	"github.com/oversoc/cybereason-connector/internal/connector"
 )
 
-// errCheckFailed is returned when a probe failed; the table already says which.
+// errCheckFailed is returned when a probe failed. The table already names it.
 var errCheckFailed = errors.New("at least one check failed")
 
 func checkCommand(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {

@@ -96,6 +96,10 @@ type Kafka struct {
 	// EnrichGroup and DedupeGroup are the consumer group ids of the stages.
 	EnrichGroup string `env:"ENRICH_GROUP, default=cybereason-connector-enrich"`
 	DedupeGroup string `env:"DEDUPE_GROUP, default=cybereason-connector-dedupe"`
+
+	// DedupeResyncInterval is how often dedupe republishes an unchanged
+	// entity, so consumers see it is still there; 0 never does. Default: 24h.
+	DedupeResyncInterval time.Duration `env:"DEDUPE_RESYNC_INTERVAL, default=24h"`
 }
 
 // Topics names every topic the connector reads or writes.
@@ -272,6 +276,9 @@ func (c *Config) validate() []string {
 			add("%s: must be positive, got %s", name, value)
 		}
 	}
+	if c.Kafka.DedupeResyncInterval < 0 {
+		add("KAFKA_DEDUPE_RESYNC_INTERVAL: must not be negative, got %s", c.Kafka.DedupeResyncInterval)
+	}
 	if c.Source.MalopsOverlap < 0 {
 		add("SOURCE_MALOPS_OVERLAP: must not be negative, got %s", c.Source.MalopsOverlap)
 	}
@@ -376,7 +383,7 @@ func checkPEMFile(path string) error {
 		return err
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(data) {
-		return fmt.Errorf("%s holds no PEM certificate", path)
+		return fmt.Errorf("%s contains no PEM certificate", path)
 	}
 	return nil
 }

@@ -18,7 +18,7 @@ import (
 // CheckResult is the outcome of one probe of Check.
 type CheckResult struct {
 	Name string
-	// OK is false when the probe failed; Detail then says why.
+	// OK is false when the probe failed, and Detail then gives the reason.
 	OK bool
 	// Skipped marks a probe that had nothing to try, such as MalOp details
 	// when no MalOp is recent; OK is true then.
@@ -26,8 +26,8 @@ type CheckResult struct {
 	Detail  string
 }
 
-// probeWindow is how far back the alert probes look. It is short, so a
-// probe asks the console for little.
+// probeWindow is how far back the alert probes look. It is short, so that a
+// probe requests little from the console.
 const probeWindow = time.Hour
 
 // errProbeDone stops a paged listing after its first page.
@@ -70,7 +70,7 @@ func checkKafka(ctx context.Context, cfg *config.Config) CheckResult {
 	return CheckResult{Name: "kafka", OK: true, Detail: fmt.Sprintf("%d topics present", len(topics))}
 }
 
-// probeFeeds asks each enabled feed's endpoint for one page of recent data.
+// probeFeeds requests one page of recent data from each enabled feed's endpoint.
 func probeFeeds(ctx context.Context, client *cybereason.Client, cfg *config.Config) []CheckResult {
 	now := time.Now()
 	var results []CheckResult

@@ -183,9 +183,8 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 			cfg.Kafka.Topics.NormalizedAssets:   cfg.Kafka.Topics.Assets,
 			cfg.Kafka.Topics.NormalizedFindings: cfg.Kafka.Topics.Findings,
 		},
-		Fingerprint: fingerprintByTopic(kinds),
-		// TODO: make the resync interval a setting.
-		ResyncInterval: dedupe.DefaultResyncInterval,
+		Fingerprint:    fingerprintByTopic(kinds),
+		ResyncInterval: cfg.Kafka.DedupeResyncInterval,
 		Brokers:        cfg.Kafka.Brokers,
 	}, s.logger)
 	if err != nil {

@@ -50,8 +50,9 @@ func demoConfig() *config.Config {
 				Findings:           "oversoc.findings",
 				State:              "cybereason.connector.state",
 			},
-			EnrichGroup: "demo-enrich",
-			DedupeGroup: "demo-dedupe",
+			EnrichGroup:          "demo-enrich",
+			DedupeGroup:          "demo-dedupe",
+			DedupeResyncInterval: 24 * time.Hour,
 		},
 		Source: config.Source{
 			Feeds:            []string{"sensors", "malops", "malware", "policies"},

@@ -95,8 +95,8 @@ type malopsV2Response struct {
 //
 // A MalOp updated while the pages are read leaves the window, so every later MalOp moves one place
 // up and plain offset paging would skip one of them. Each page therefore starts at the last MalOp
-// of the page before; when that MalOp is not the first of the new page, the MalOps shifted, and the
-// page before is read again. MalOps read twice are returned once.
+// of the page before. When that MalOp is not the first of the new page, the MalOps have shifted,
+// so the page before is read again. MalOps read twice are returned once.
 //
 // A console without this API makes it return an error that wraps ErrNotSupported and the
 // *StatusError of the 400 or 404 response to the first page. A 400 or 404 to a later page is an
