@@ -105,13 +105,9 @@ func parseMalopObject(raw json.RawMessage, edrMember string) (Malop, error) {
 		return Malop{}, err
 	}
 
-	value, ok := lookup(members, "guid")
-	if !ok {
-		return Malop{}, errors.New("guid is missing")
-	}
-	var guid string
-	if err := json.Unmarshal(value, &guid); err != nil || guid == "" {
-		return Malop{}, fmt.Errorf("guid %s is not a non-empty string", value)
+	guid, err := readGUID(members)
+	if err != nil {
+		return Malop{}, err
 	}
 
 	updated, err := malopTime(members, "lastUpdateTime")
@@ -134,6 +130,19 @@ func parseMalopObject(raw json.RawMessage, edrMember string) (Malop, error) {
 		}
 	}
 	return Malop{GUID: guid, EDR: bool(edr), LastUpdateTime: updated, Raw: withoutMember(raw, members, iconMember)}, nil
+}
+
+// readGUID reads the guid member of a MalOp or malware object.
+func readGUID(members []member) (string, error) {
+	value, ok := lookup(members, "guid")
+	if !ok {
+		return "", errors.New("guid is missing")
+	}
+	var guid string
+	if err := json.Unmarshal(value, &guid); err != nil || guid == "" {
+		return "", fmt.Errorf("guid %s is not a non-empty string", value)
+	}
+	return guid, nil
 }
 
 // malopTime reads an epoch-milliseconds member, or the zero time when it is missing, null or 0.
