@@ -537,3 +537,57 @@ func TestCheckPartitionsNamesMismatch(t *testing.T) {
 		t.Errorf("error %q does not contain %q", err, want)
 	}
 }
+
+// TestRestoreIgnoresOffsetsOfOtherInput restores output records that were
+// forwarded from an earlier input topic of the same name, deleted and
+// recreated since. The new input already has more records than the old
+// offsets in the output headers, so only the key of the record at such an
+// offset shows that the offsets belong to another log.
+func TestRestoreIgnoresOffsetsOfOtherInput(t *testing.T) {
+	const oldIn = "old.normalized.assets"
+	brokers := kafkatest.NewBroker(t,
+		embeddedkafka.Topic{Name: oldIn, Partitions: 1},
+		embeddedkafka.Topic{Name: assetsIn, Partitions: 1},
+		embeddedkafka.Topic{Name: assetsOut, Partitions: 1, Compacted: true},
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), kafkatest.Timeout)
+	defer cancel()
+
+	// The old input forwarded keys a, b and c from offsets 0, 1 and 2.
+	oldStage, err := dedupe.New(dedupe.Config{Routes: map[string]string{oldIn: assetsOut}, Fingerprint: fingerprint, Brokers: brokers}, nil)
+	if err != nil {
+		t.Fatalf("dedupe.New: %v", err)
+	}
+	var outputs []kafka.Message
+	for offset, key := range []string{"a", "b", "c"} {
+		in := kafka.Message{Topic: oldIn, Partition: 0, Offset: int64(offset), Key: []byte(key), Value: []byte("old|t0")}
+		out, err := oldStage.Process(ctx, in)
+		if err != nil || len(out) != 1 {
+			t.Fatalf("old stage Process(%s) = %d outputs, %v; want 1 output", key, len(out), err)
+		}
+		outputs = append(outputs, out...)
+	}
+	kafkatest.Produce(t, brokers, outputs...)
+
+	// The new input has a new content of c at offset 1, before c's old offset 2.
+	produceValues(t, brokers, [2]string{"x", "new|t1"}, [2]string{"c", "new|t1"}, [2]string{"y", "new|t1"}, [2]string{"z", "new|t1"})
+	inputs := kafkatest.ReadAll(t, brokers, assetsIn)
+	if len(inputs) != 4 || string(inputs[1].Key) != "c" {
+		t.Fatalf("new input contains %d records, want 4 with c at offset 1", len(inputs))
+	}
+
+	stage, err := dedupe.New(dedupe.Config{Routes: map[string]string{assetsIn: assetsOut}, Fingerprint: fingerprint, Brokers: brokers}, nil)
+	if err != nil {
+		t.Fatalf("dedupe.New: %v", err)
+	}
+	if err := stage.Restore(ctx, assetsIn, 0); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	out, err := stage.Process(ctx, inputs[1])
+	if err != nil {
+		t.Fatalf("Process: %v", err)
+	}
+	if len(out) != 1 {
+		t.Errorf("new content of c at offset 1 gave %d outputs, want 1", len(out))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"time"
@@ -53,14 +54,19 @@ func (s *Stage) Restore(ctx context.Context, topic string, partition int) error 
 		return fmt.Errorf("restore %s partition %d from %s: %w", topic, partition, out, err)
 	}
 
+	sameLog, err := s.checkInputOffsets(ctx, topic, partition, keys, inputEnd)
+	if err != nil {
+		return fmt.Errorf("restore %s partition %d: %w", topic, partition, err)
+	}
+
 	at := topicPartition{topic: out, partition: partition}
 	s.mu.Lock()
 	s.drop(at)
 	for key, k := range keys {
-		if k.published >= inputEnd {
-			// The input partition has no such offset, so it was recreated
-			// after that output, and the offset is not comparable to its
-			// records.
+		if k.published >= inputEnd || !sameLog {
+			// The input partition has no such offset, or another record
+			// there, so it was recreated after that output, and the offset
+			// is not comparable to its records.
 			k.published = -1
 		}
 		if k.fingerprint != "" {
@@ -100,6 +106,62 @@ func (s *Stage) drop(at topicPartition) {
 	delete(s.keys, at)
 }
 
+// checkInputOffsets reports whether the HeaderInputOffset values in keys
+// are offsets of the input partition as it is now. It reads the input record
+// at the highest such offset below inputEnd and compares its key with the key
+// of the output record that carries the offset. Another key, or no record at
+// that offset (deleted or compacted away), means the offsets cannot be
+// trusted, and the caller then forwards replayed records instead of dropping
+// them: a duplicate at worst, never a loss.
+func (s *Stage) checkInputOffsets(ctx context.Context, topic string, partition int, keys map[string]restoredKey, inputEnd int64) (bool, error) {
+	var key string
+	offset := int64(-1)
+	for k, restored := range keys {
+		if restored.published > offset && restored.published < inputEnd {
+			key, offset = k, restored.published
+		}
+	}
+	if offset < 0 {
+		return true, nil
+	}
+
+	client, closeClient := s.client()
+	defer closeClient()
+	resp, err := client.Fetch(ctx, &kafka.FetchRequest{
+		Topic: topic, Partition: partition, Offset: offset,
+		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 250 * time.Millisecond,
+	})
+	if err != nil {
+		return false, fmt.Errorf("fetch input offset %d: %w", offset, err)
+	}
+	if errors.Is(resp.Error, kafka.OffsetOutOfRange) {
+		return false, nil
+	}
+	if resp.Error != nil {
+		return false, fmt.Errorf("fetch input offset %d: %w", offset, resp.Error)
+	}
+	for {
+		record, err := resp.Records.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read input record at offset %d: %w", offset, err)
+		}
+		if record.Offset < offset {
+			continue
+		}
+		if record.Offset > offset || record.Key == nil {
+			return false, nil
+		}
+		inputKey, err := kafka.ReadAll(record.Key)
+		if err != nil {
+			return false, fmt.Errorf("read key of input record at offset %d: %w", offset, err)
+		}
+		return string(inputKey) == key, nil
+	}
+}
+
 // readOutput reads partition of the output topic out up to its high
 // watermark and returns the state of each key and the count of records read.
 func (s *Stage) readOutput(ctx context.Context, in, out string, partition int) (map[string]restoredKey, int, error) {
@@ -126,10 +188,11 @@ func (s *Stage) readOutput(ctx context.Context, in, out string, partition int) (
 
 	records := 0
 	for {
-		// NOTE: this waits for a record at offset end-1 or later. Compaction
-		// keeps the last record of a partition. A partition that ends in
-		// transaction markers would make it wait for the next write, but the
-		// connector writes no transactions.
+		// NOTE: this waits for a record at offset end-1 or later. When the
+		// record at end-1 is gone, Restore waits for the next write to the
+		// partition. That happens when compaction removed a trailing
+		// tombstone after delete.retention.ms in a rolled segment, or when
+		// the partition ends in transaction markers.
 		msg, err := reader.FetchMessage(ctx)
 		if err != nil {
 			return nil, records, fmt.Errorf("fetch after %d of up to %d records: %w", records, end-first, err)
