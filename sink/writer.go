@@ -26,7 +26,14 @@ type Writer struct {
 	messages atomic.Int64
 	retries  atomic.Int64
 	rejected atomic.Int64
+	// retrying counts the Write calls waiting to try again after a failure.
+	retrying atomic.Int32
 }
+
+// Healthy reports whether no Write call is retrying after a failure, which
+// is what a broker outage looks like from here. It turns true again when the
+// retries succeed or give up.
+func (w *Writer) Healthy() bool { return w.retrying.Load() == 0 }
 
 // Stats are counters since the Writer was created.
 type Stats struct {
@@ -143,6 +150,12 @@ func (w *Writer) Write(ctx context.Context, msgs ...kafka.Message) error {
 	}
 
 	missingSince := make(map[string]time.Time)
+	retrying := false
+	defer func() {
+		if retrying {
+			w.retrying.Add(-1)
+		}
+	}()
 	for attempt := 1; len(pending) > 0; attempt++ {
 		errs := w.attempt(ctx, msgs, pending)
 		if ctx.Err() != nil {
@@ -156,6 +169,10 @@ func (w *Writer) Write(ctx context.Context, msgs ...kafka.Message) error {
 		}
 		if len(out.retry) == 0 {
 			break
+		}
+		if !retrying {
+			retrying = true
+			w.retrying.Add(1)
 		}
 		if err := w.backoff(ctx, attempt, len(msgs), msgs[out.retry[0]].Topic, out); err != nil {
 			return fmt.Errorf("write %d messages: %w", len(msgs), err)

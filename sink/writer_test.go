@@ -406,3 +406,30 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestWriterUnhealthyWhileRetrying(t *testing.T) {
+	broker := kafkatest.StartBroker(t, embeddedkafka.Topic{Name: topic, Partitions: 1})
+	w := newWriter(t, broker.Addrs(), nil, nil)
+	if !w.Healthy() {
+		t.Fatal("a new writer is not healthy")
+	}
+
+	// The broker rejects every produce request until the fault is removed.
+	fault := broker.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicas, Count: -1})
+	done := make(chan error, 1)
+	go func() { done <- w.Write(t.Context(), messages(3)...) }()
+
+	if err := fault.Wait(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if w.Healthy() {
+		t.Error("writer healthy while its writes are being retried")
+	}
+	fault.Remove()
+	if err := <-done; err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if !w.Healthy() {
+		t.Error("writer not healthy after its retries succeeded")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +34,7 @@ func runCommand(ctx context.Context, args []string, lookupEnv func(string) (stri
 
 	stopMetrics := func() error { return nil }
 	if cfg.MetricsAddr != "off" {
-		if _, stopMetrics, err = serveMetrics(cfg.MetricsAddr, stages.NewRegistry(buildVersion()), logger); err != nil {
+		if _, stopMetrics, err = serveMetrics(cfg.MetricsAddr, stages.NewRegistry(buildVersion()), stages.Ready, logger); err != nil {
 			return errors.Join(err, stages.Close())
 		}
 	}
@@ -46,10 +47,12 @@ func runCommand(ctx context.Context, args []string, lookupEnv func(string) (stri
 	return nil
 }
 
-// serveMetrics serves /metrics on addr until the returned function stops it,
-// and returns the address it listens on. It listens before returning, so a
-// port already in use fails the start.
-func serveMetrics(addr string, registry *prometheus.Registry, logger *slog.Logger) (listening string, stop func() error, err error) {
+// serveMetrics serves /metrics, /healthz and /readyz on addr until the
+// returned function stops it, and returns the address it listens on. It
+// listens before returning, so a port already in use fails the start.
+// /healthz returns 200 while the process serves HTTP; /readyz returns 200
+// when ready reports true, and 503 with the reasons otherwise.
+func serveMetrics(addr string, registry *prometheus.Registry, ready func() (bool, []string), logger *slog.Logger) (listening string, stop func() error, err error) {
 	listener, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("listen for metrics: %w", err)
@@ -57,6 +60,18 @@ func serveMetrics(addr string, registry *prometheus.Registry, logger *slog.Logge
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, reasons := ready()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, strings.Join(reasons, "\n"))
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	served := make(chan error, 1)

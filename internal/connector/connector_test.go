@@ -100,9 +100,13 @@ func TestRunDeliversToFinalTopics(t *testing.T) {
 			len(kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.Findings)) >= wantFindings &&
 			len(kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.State)) >= 2
 	})
+	kafkatest.WaitFor(t, func() bool { ready, _ := stages.Ready(); return ready })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+	if ready, _ := stages.Ready(); ready {
+		t.Error("stages still ready after Run returned")
 	}
 
 	validator, err := schemas.NewValidator()

@@ -1,6 +1,8 @@
 package connector
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -114,4 +116,21 @@ func (s *Stages) NewRegistry(version string) *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return registry
+}
+
+// Ready reports whether the built stages can do their work, and if not, why:
+// every runner has joined its group and restored its state, and no Kafka
+// write is being retried after a failure.
+func (s *Stages) Ready() (bool, []string) {
+	var reasons []string
+	if !s.Writer.Healthy() {
+		reasons = append(reasons, "kafka writes are failing and being retried")
+	}
+	for name, runner := range map[string]*pipeline.Runner{"enrich": s.EnrichRunner, "dedupe": s.DedupeRunner} {
+		if runner != nil && !runner.Ready() {
+			reasons = append(reasons, name+" has not joined its group or restored its state")
+		}
+	}
+	slices.Sort(reasons)
+	return len(reasons) == 0, reasons
 }
