@@ -21,6 +21,7 @@ const (
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRebalanceTimeout  = 30 * time.Second
 	DefaultCommitTimeout     = 10 * time.Second
+	DefaultDrainTimeout      = 10 * time.Second
 	DefaultRestoreBackoff    = 5 * time.Second
 )
 
@@ -47,6 +48,10 @@ type RunnerConfig struct {
 	// CommitTimeout bounds an offset commit. A commit runs to the end even
 	// when Run's ctx ends, so that a clean stop leaves nothing to consume again.
 	CommitTimeout time.Duration
+	// DrainTimeout is how long a batch in flight may still take to be
+	// processed, published and committed after Run's ctx ends. A batch not
+	// done by then is abandoned and consumed again after the restart.
+	DrainTimeout time.Duration
 	// Dialer carries TLS and SASL settings. Optional.
 	Dialer *kafka.Dialer
 	// TrackAssignments runs the runner on kafka-go's ConsumerGroup API, which
@@ -69,6 +74,7 @@ func (cfg *RunnerConfig) setDefaults() {
 	setDefault(&cfg.HeartbeatInterval, DefaultHeartbeatInterval)
 	setDefault(&cfg.RebalanceTimeout, DefaultRebalanceTimeout)
 	setDefault(&cfg.CommitTimeout, DefaultCommitTimeout)
+	setDefault(&cfg.DrainTimeout, DefaultDrainTimeout)
 	setDefault(&cfg.RestoreBackoff, DefaultRestoreBackoff)
 }
 
@@ -130,6 +136,7 @@ func (cfg *RunnerConfig) validateTuning() []error {
 		{"heartbeat interval", cfg.HeartbeatInterval},
 		{"rebalance timeout", cfg.RebalanceTimeout},
 		{"commit timeout", cfg.CommitTimeout},
+		{"drain timeout", cfg.DrainTimeout},
 		{"restore backoff", cfg.RestoreBackoff},
 	}
 	for _, d := range durations {

@@ -139,7 +139,7 @@ func (r *Runner) processGeneration(runCtx, genCtx context.Context, gen *kafka.Ge
 		if err != nil {
 			return nil // only the end of genCtx ends a fetch from the channel
 		}
-		if err := r.handleBatch(runCtx, batch, commit); err != nil {
+		if err := r.drainBatch(runCtx, batch, commit); err != nil {
 			r.rollback()
 			if runCtx.Err() != nil {
 				r.logger.Info("batch abandoned because the runner is stopping; it will be consumed again", "messages", len(batch))

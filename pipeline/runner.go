@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -221,7 +223,7 @@ func (r *Runner) consumeReader(ctx context.Context) error {
 			return fmt.Errorf("fetch messages: %w", err)
 		}
 
-		if err := r.handleBatch(ctx, batch, commit); err != nil {
+		if err := r.drainBatch(ctx, batch, commit); err != nil {
 			r.rollback()
 			if ctx.Err() != nil {
 				r.logger.Info("batch abandoned because the runner is stopping; it will be consumed again", "messages", len(batch))
@@ -366,4 +368,33 @@ func (r *Runner) processOne(ctx context.Context, msg kafka.Message) (produced []
 		}
 	}
 	return produced, nil
+}
+
+// drainBatch handles a batch that was fetched before ctx ended. When ctx ends
+// while the batch is in flight, the batch still gets DrainTimeout to be
+// published and committed, so that a clean stop leaves nothing to consume
+// again; after that it is abandoned.
+func (r *Runner) drainBatch(ctx context.Context, batch []kafka.Message, commit func(context.Context, []kafka.Message) error) error {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+
+	var (
+		mu    sync.Mutex
+		timer *time.Timer
+	)
+	stopWatching := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(r.cfg.DrainTimeout, cancel)
+	})
+	defer func() {
+		stopWatching()
+		mu.Lock()
+		defer mu.Unlock()
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+
+	return r.handleBatch(work, batch, commit)
 }

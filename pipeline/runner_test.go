@@ -419,7 +419,9 @@ func TestRunnerAbandonsBatchWhenStopped(t *testing.T) {
 	publisher := &blockingPublisher{called: make(chan struct{}, 1)}
 	processor := &committer{}
 
-	r := startRunner(t, runnerConfig(brokers), processor, publisher)
+	cfg := runnerConfig(brokers)
+	cfg.DrainTimeout = 50 * time.Millisecond // the publisher never finishes
+	r := startRunner(t, cfg, processor, publisher)
 	select {
 	case <-publisher.called:
 	case <-time.After(kafkatest.Timeout):
@@ -434,6 +436,55 @@ func TestRunnerAbandonsBatchWhenStopped(t *testing.T) {
 	}
 	if commits, rollbacks := processor.calls(); commits != 0 || rollbacks != 1 {
 		t.Errorf("%d CommitBatch and %d RollbackBatch calls, want 0 and 1", commits, rollbacks)
+	}
+}
+
+// gatedPublisher holds every Write until the gate opens, then writes through
+// the real publisher.
+type gatedPublisher struct {
+	pipeline.Publisher
+	called chan struct{}
+	gate   chan struct{}
+}
+
+func (p *gatedPublisher) Write(ctx context.Context, msgs ...kafka.Message) error {
+	select {
+	case p.called <- struct{}{}:
+	default:
+	}
+	select {
+	case <-p.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return p.Publisher.Write(ctx, msgs...)
+}
+
+func TestRunnerDrainsBatchWhenStopped(t *testing.T) {
+	brokers := newBroker(t, 1)
+	kafkatest.Produce(t, brokers, keyed(1, "a", "b")...)
+	publisher := &gatedPublisher{Publisher: newWriter(t, brokers), called: make(chan struct{}, 1), gate: make(chan struct{})}
+	processor := &committer{}
+
+	r := startRunner(t, runnerConfig(brokers), processor, publisher)
+	select {
+	case <-publisher.called:
+	case <-time.After(kafkatest.Timeout):
+		t.Fatal("runner never published")
+	}
+	// Stop while the batch is in flight, then let its write through: the
+	// batch must still be published and committed.
+	r.cancel()
+	close(publisher.gate)
+	if err := r.wait(t); err != nil {
+		t.Errorf("Run after cancel: %v, want nil", err)
+	}
+
+	if lag := lagOf(t, brokers); lag != 0 {
+		t.Errorf("lag %d after a drained batch, want 0", lag)
+	}
+	if commits, rollbacks := processor.calls(); commits != 1 || rollbacks != 0 {
+		t.Errorf("%d CommitBatch and %d RollbackBatch calls, want 1 and 0", commits, rollbacks)
 	}
 }
 

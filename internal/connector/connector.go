@@ -155,10 +155,11 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 	}
 
 	runner, err := pipeline.NewRunner(pipeline.RunnerConfig{
-		Name:    config.StageEnrich,
-		Brokers: cfg.Kafka.Brokers,
-		GroupID: cfg.Kafka.EnrichGroup,
-		Topics:  []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops, cfg.Kafka.Topics.RawMalware},
+		Name:         config.StageEnrich,
+		Brokers:      cfg.Kafka.Brokers,
+		GroupID:      cfg.Kafka.EnrichGroup,
+		Topics:       []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops, cfg.Kafka.Topics.RawMalware},
+		DrainTimeout: cfg.ShutdownTimeout,
 	}, stage, s.Writer, s.logger)
 	if err != nil {
 		return err
@@ -198,6 +199,7 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 		Topics:           []string{cfg.Kafka.Topics.NormalizedAssets, cfg.Kafka.Topics.NormalizedFindings},
 		TrackAssignments: true,
 		StartCheck:       stage.CheckPartitions,
+		DrainTimeout:     cfg.ShutdownTimeout,
 	}, stage, s.Writer, s.logger)
 	if err != nil {
 		return err
@@ -239,8 +241,9 @@ func (s *Stages) RunPipeline(ctx context.Context) error {
 
 // Run checks that Kafka is reachable and every topic exists, then runs every
 // built stage until ctx ends. On the way out the source stops scheduling, the
-// runners abandon the batch in flight (it is consumed again at the next
-// start), the console session is closed and the writer flushes. A credential
+// runners stop fetching and finish the batch in flight within the shutdown
+// timeout (a batch not done by then is consumed again at the next start), the
+// console session is closed and the writer flushes. A credential
 // refusal at start-up is returned at once, because retrying would only lock
 // the account.
 func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
