@@ -373,7 +373,7 @@ func (r *Runner) processOne(ctx context.Context, msg kafka.Message) (produced []
 // drainBatch handles a batch that was fetched before ctx ended. When ctx ends
 // while the batch is in flight, the batch still gets DrainTimeout to be
 // published and committed, so that a clean stop leaves nothing to consume
-// again; after that it is abandoned.
+// again. A batch not done by then is abandoned.
 func (r *Runner) drainBatch(ctx context.Context, batch []kafka.Message, commit func(context.Context, []kafka.Message) error) error {
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()

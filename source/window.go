@@ -9,7 +9,7 @@ import (
 
 // Window sets the data-time windows of an alert feed. Each window ends at the
 // poll time and starts at the feed's cursor (the newest data time delivered)
-// less Overlap, so items the console indexes late are still read; the
+// less Overlap, so that items the console indexes late are still read. The
 // deterministic event ids let dedupe drop what is read twice.
 type Window struct {
 	// Lookback sets the start of the first window, before now. Required
@@ -49,8 +49,8 @@ type cursor struct {
 
 // start returns the start of the next window. The cursor is a console time,
 // so when the console's clock runs ahead of this host's, the start is kept
-// before now: a window that ends before it starts is rejected by the console,
-// and the items past now are read once this clock gets there.
+// before now, because the console rejects a window that ends before it
+// starts. The items past now are read once this clock gets there.
 func (c *cursor) start(now time.Time) time.Time {
 	var start time.Time
 	switch {

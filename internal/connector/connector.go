@@ -240,10 +240,10 @@ func (s *Stages) RunPipeline(ctx context.Context) error {
 }
 
 // Run checks that Kafka is reachable and every topic exists, then runs every
-// built stage until ctx ends. On the way out the source stops scheduling, the
-// runners stop fetching and finish the batch in flight within the shutdown
-// timeout (a batch not done by then is consumed again at the next start), the
-// console session is closed and the writer flushes. A credential
+// built stage until ctx ends. On the way out the source stops scheduling and
+// the runners stop fetching. Each runner finishes its batch in flight within
+// the shutdown timeout, and a batch not done by then is consumed again at the
+// next start. Then the console session is closed and the writer flushes. A credential
 // refusal at start-up is returned at once, because retrying would only lock
 // the account.
 func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {

@@ -23,9 +23,9 @@ type Malop struct {
 	// lastUpdateTime.
 	LastUpdateTime time.Time
 	Raw            json.RawMessage // the MalOp object without its iconBase64 member
-	// Invalid is set when the object lacks what the client reads from it (its id or time); Raw is
-	// then the object as returned. Such an object is returned rather than failing its whole
-	// answer, so that the caller can dead-letter it and the feed goes on.
+	// Invalid is set when the object lacks what the client reads from it, its id or time, and Raw
+	// is then the object as returned. Such an object is returned instead of failing the whole
+	// response, so that the caller can dead-letter it and the feed goes on.
 	Invalid error
 }
 

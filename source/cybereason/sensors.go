@@ -22,9 +22,9 @@ var (
 type Sensor struct {
 	ID  string          // the sensorId member, "<serverId>:<pylumId>"
 	Raw json.RawMessage // the object as the console sent it, without its iconBase64 member
-	// Invalid is set when the object lacks what the client reads from it (its id or time); Raw is
-	// then the object as returned. Such an object is returned rather than failing its whole
-	// answer, so that the caller can dead-letter it and the feed goes on.
+	// Invalid is set when the object lacks what the client reads from it, its id or time, and Raw
+	// is then the object as returned. Such an object is returned instead of failing the whole
+	// response, so that the caller can dead-letter it and the feed goes on.
 	Invalid error
 }
 
