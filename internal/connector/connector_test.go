@@ -25,6 +25,25 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func testConfig(t *testing.T, consoleURL, password string, partitions int) *config.Config {
 	t.Helper()
+	cfg := testConfigWithoutBroker(consoleURL, password)
+	cfg.Kafka.Brokers = kafkatest.NewBroker(t, testTopicSpecs(cfg.Kafka.Topics, partitions)...)
+	return cfg
+}
+
+// testTopicSpecs lists every topic of topics, each with its dead-letter topic,
+// for an in-process broker to create.
+func testTopicSpecs(topics config.Topics, partitions int) []embeddedkafka.Topic {
+	var specs []embeddedkafka.Topic
+	for _, name := range []string{topics.RawSensors, topics.RawMalops, topics.RawMalware, topics.RawPolicies,
+		topics.NormalizedAssets, topics.NormalizedFindings, topics.Assets, topics.Findings} {
+		specs = append(specs, embeddedkafka.Topic{Name: name, Partitions: partitions}, embeddedkafka.Topic{Name: name + ".dlq"})
+	}
+	return append(specs, embeddedkafka.Topic{Name: topics.State, Compacted: true})
+}
+
+// testConfigWithoutBroker returns the configuration of every stage against
+// the console at consoleURL, with Kafka.Brokers left empty.
+func testConfigWithoutBroker(consoleURL, password string) *config.Config {
 	topics := config.Topics{
 		RawSensors:         "cybereason.raw.sensors",
 		RawMalops:          "cybereason.raw.malops",
@@ -36,12 +55,6 @@ func testConfig(t *testing.T, consoleURL, password string, partitions int) *conf
 		Findings:           "oversoc.findings",
 		State:              "cybereason.connector.state",
 	}
-	var specs []embeddedkafka.Topic
-	for _, name := range []string{topics.RawSensors, topics.RawMalops, topics.RawMalware, topics.RawPolicies,
-		topics.NormalizedAssets, topics.NormalizedFindings, topics.Assets, topics.Findings} {
-		specs = append(specs, embeddedkafka.Topic{Name: name, Partitions: partitions}, embeddedkafka.Topic{Name: name + ".dlq"})
-	}
-	specs = append(specs, embeddedkafka.Topic{Name: topics.State, Compacted: true})
 
 	return &config.Config{
 		Cybereason: config.Cybereason{
@@ -54,7 +67,6 @@ func testConfig(t *testing.T, consoleURL, password string, partitions int) *conf
 			RequestTimeout: 10 * time.Second,
 		},
 		Kafka: config.Kafka{
-			Brokers:     kafkatest.NewBroker(t, specs...),
 			Topics:      topics,
 			EnrichGroup: "test-enrich",
 			DedupeGroup: "test-dedupe",

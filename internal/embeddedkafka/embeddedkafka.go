@@ -26,12 +26,19 @@ type Topic struct {
 type Config struct {
 	// Port is the TCP port on 127.0.0.1; 0 picks a free port.
 	Port int
-	// Topics are created at start. Clients cannot create topics implicitly:
-	// automatic topic creation is off, as it should be in production.
+	// DataDir is the directory where the broker stores its topics, records,
+	// committed offsets and producer ids, so that a broker started again with
+	// the same DataDir finds them. Empty keeps everything in memory. Start
+	// creates the directory if it is missing.
+	DataDir string
+	// Topics are created at start unless DataDir already has them. Clients
+	// cannot create topics implicitly: automatic topic creation is off, as it
+	// should be in production.
 	Topics []Topic
 }
 
-// Broker is a running in-process broker. It keeps its data in memory only.
+// Broker is a running in-process broker. It keeps its data in memory unless
+// its Config sets DataDir.
 type Broker struct {
 	cluster *kfake.Cluster
 	addrs   []string
@@ -41,9 +48,11 @@ type Broker struct {
 // legalTopicName is the character set and length Kafka accepts for topic names.
 var legalTopicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
-// Start starts a single broker on 127.0.0.1 and creates cfg.Topics. The
-// broker's own log lines go to logger at Debug level; a nil logger discards
-// them.
+// Start starts a single broker on 127.0.0.1 and creates those of cfg.Topics
+// that do not exist yet. With cfg.DataDir set, it first loads what an earlier
+// broker stored there, and fails when a stored topic has another partition
+// count or cleanup policy than cfg.Topics asks for. The broker's own log
+// lines go to logger at Debug level; a nil logger discards them.
 func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -52,24 +61,48 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 
-	cluster, err := kfake.NewCluster(
+	opts := []kfake.Opt{
 		kfake.Ports(cfg.Port),
 		kfake.WithLogger(logBridge{logger: logger}),
-	)
+	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start in-process kafka broker on 127.0.0.1:%d: %w", cfg.Port, err)
 	}
 
 	for _, topic := range cfg.Topics {
-		if err := createTopic(cluster, topic); err != nil {
+		if err := ensureTopic(cluster, topic); err != nil {
 			cluster.Close()
 			return nil, err
 		}
 	}
 
 	b := &Broker{cluster: cluster, addrs: cluster.ListenAddrs(), logger: logger}
-	logger.Debug("in-process kafka broker started", "addrs", b.addrs, "topics", len(cfg.Topics))
+	logger.Debug("in-process kafka broker started", "addrs", b.addrs, "topics", len(cfg.Topics), "data_dir", cfg.DataDir)
 	return b, nil
+}
+
+// ensureTopic creates topic, or checks the copy that the broker loaded from
+// its data directory against it.
+func ensureTopic(cluster *kfake.Cluster, topic Topic) error {
+	info := cluster.TopicInfo(topic.Name)
+	if info == nil {
+		return createTopic(cluster, topic)
+	}
+
+	partitions := max(topic.Partitions, 1)
+	if stored := len(cluster.PartitionInfos(topic.Name)); stored != partitions {
+		return fmt.Errorf("stored topic %q has %d partitions, want %d: remove the data directory or fix the topic list", topic.Name, stored, partitions)
+	}
+	policy := info.Configs["cleanup.policy"]
+	compacted := policy != nil && *policy == "compact"
+	if compacted != topic.Compacted {
+		return fmt.Errorf("stored topic %q has compaction %t, want %t: remove the data directory or fix the topic list", topic.Name, compacted, topic.Compacted)
+	}
+	return nil
 }
 
 func createTopic(cluster *kfake.Cluster, topic Topic) error {
@@ -121,7 +154,9 @@ func (b *Broker) Cluster() *kfake.Cluster {
 	return b.cluster
 }
 
-// Close stops the broker and drops its data. Calling it again does nothing.
+// Close stops the broker and closes its client connections. Without a
+// DataDir it drops the data; with one it saves the data there first. Calling
+// it again does nothing.
 func (b *Broker) Close() {
 	b.cluster.Close()
 	b.logger.Debug("in-process kafka broker stopped", "addrs", b.addrs)

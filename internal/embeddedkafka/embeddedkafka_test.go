@@ -160,3 +160,120 @@ func TestReadAllMissingTopic(t *testing.T) {
 		t.Errorf("ReadAll error %v, want the missing topic named", err)
 	}
 }
+
+func TestStartAgainWithDataDirKeepsRecords(t *testing.T) {
+	dir := t.TempDir()
+	topics := []Topic{{Name: "raw", Partitions: 2}, {Name: "state", Compacted: true}}
+	first, err := Start(Config{DataDir: dir, Topics: topics}, nil)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	port := brokerPort(t, first)
+	produce(t, first.Addrs(),
+		kafka.Message{Topic: "raw", Key: []byte("a"), Value: []byte("1")},
+		kafka.Message{Topic: "raw", Key: []byte("b"), Value: []byte("2")},
+		kafka.Message{Topic: "state", Key: []byte("c"), Value: []byte("3")},
+	)
+	first.Close()
+
+	again, err := Start(Config{Port: port, DataDir: dir, Topics: topics}, nil)
+	if err != nil {
+		t.Fatalf("Start again on port %d: %v", port, err)
+	}
+	defer again.Close()
+
+	if got := brokerPort(t, again); got != port {
+		t.Errorf("broker on port %d, want %d", got, port)
+	}
+	ctx := context.Background()
+	for topic, want := range map[string]int{"raw": 2, "state": 1} {
+		msgs, err := ReadAll(ctx, again.Addrs(), topic)
+		if err != nil {
+			t.Fatalf("ReadAll %s: %v", topic, err)
+		}
+		if len(msgs) != want {
+			t.Errorf("topic %s has %d records after the restart, want %d", topic, len(msgs), want)
+		}
+	}
+	if policy := again.Cluster().TopicInfo("state").Configs["cleanup.policy"]; policy == nil || *policy != "compact" {
+		t.Errorf("topic state cleanup.policy %v after the restart, want compact", policy)
+	}
+}
+
+func TestStartWithoutDataDirForgetsRecords(t *testing.T) {
+	first, err := Start(Config{Topics: []Topic{{Name: "raw"}}}, nil)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	port := brokerPort(t, first)
+	produce(t, first.Addrs(), kafka.Message{Topic: "raw", Value: []byte("1")})
+	first.Close()
+
+	again, err := Start(Config{Port: port, Topics: []Topic{{Name: "raw"}}}, nil)
+	if err != nil {
+		t.Fatalf("Start again on port %d: %v", port, err)
+	}
+	defer again.Close()
+
+	msgs, err := ReadAll(context.Background(), again.Addrs(), "raw")
+	if err != nil {
+		t.Fatalf("ReadAll: %v", err)
+	}
+	if len(msgs) != 0 {
+		t.Errorf("topic raw has %d records after a restart without DataDir, want 0", len(msgs))
+	}
+}
+
+func TestStartRejectsChangedStoredTopic(t *testing.T) {
+	dir := t.TempDir()
+	first, err := Start(Config{DataDir: dir, Topics: []Topic{{Name: "raw", Partitions: 2}, {Name: "state"}}}, nil)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	first.Close()
+
+	tests := []struct {
+		name   string
+		topics []Topic
+		want   string
+	}{
+		{"partitions", []Topic{{Name: "raw", Partitions: 3}}, `stored topic "raw" has 2 partitions, want 3`},
+		{"compaction", []Topic{{Name: "state", Compacted: true}}, `stored topic "state" has compaction false, want true`},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			broker, err := Start(Config{DataDir: dir, Topics: test.topics}, nil)
+			if err == nil {
+				broker.Close()
+				t.Fatal("Start accepted a topic list that disagrees with the data directory")
+			}
+			if !strings.Contains(err.Error(), test.want) {
+				t.Errorf("error %q does not contain %q", err, test.want)
+			}
+		})
+	}
+}
+
+// produce writes msgs with acks from all replicas and fails the test unless
+// every message is acknowledged.
+func produce(t *testing.T, addrs []string, msgs ...kafka.Message) {
+	t.Helper()
+	transport := &kafka.Transport{}
+	defer transport.CloseIdleConnections()
+	writer := &kafka.Writer{
+		Addr:         kafka.TCP(addrs...),
+		Transport:    transport,
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	err := writer.WriteMessages(ctx, msgs...)
+	if closeErr := writer.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		t.Fatalf("produce %d messages: %v", len(msgs), err)
+	}
+}

@@ -90,6 +90,7 @@ type Stage struct {
 	in         atomic.Int64
 	forwarded  atomic.Int64
 	unchanged  atomic.Int64
+	stalled    atomic.Int64
 	tombstones atomic.Int64
 	resynced   atomic.Int64
 	restored   atomic.Int64
@@ -112,6 +113,9 @@ type keyInfo struct {
 	// keeps a replay of uncommitted input from publishing a key's older
 	// contents again after its newer ones.
 	published int64
+	// eventTime is the ce_time of the key's last forwarded record: the poll
+	// time of an asset, the update time of a finding. Zero when unknown.
+	eventTime time.Time
 }
 
 // change is the state of one (topic, partition, key) before a batch changed
@@ -136,6 +140,9 @@ type Stats struct {
 	// equals the last one forwarded for their key, or because Restore found
 	// a newer output record of their key.
 	Unchanged int64
+	// Stale is the count of records dropped because their key's last
+	// forwarded record has a later ce_time, as in a replayed batch.
+	Stale int64
 	// Tombstones is the count of tombstones (records without a value)
 	// forwarded.
 	Tombstones int64
@@ -219,6 +226,7 @@ func (s *Stage) Stats() Stats {
 		In:         s.in.Load(),
 		Forwarded:  s.forwarded.Load(),
 		Unchanged:  s.unchanged.Load(),
+		Stale:      s.stalled.Load(),
 		Tombstones: s.tombstones.Load(),
 		Resynced:   s.resynced.Load(),
 		Restored:   s.restored.Load(),
@@ -264,8 +272,14 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 		s.logger.Debug("record older than the key's output before the restore; dropped", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset)
 		return nil, nil
 	}
+	eventTime := recordTime(msg.Headers)
+	if s.stale(at, key, eventTime) {
+		s.stalled.Add(1)
+		s.logger.Debug("record older than the key's last forwarded record; dropped", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "time", eventTime)
+		return nil, nil
+	}
 	if msg.Value == nil {
-		s.record(at, key, "", false, now)
+		s.record(at, key, "", false, now, eventTime)
 		s.tombstones.Add(1)
 		s.forwarded.Add(1)
 		return []kafka.Message{forward}, nil
@@ -275,7 +289,7 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint record: %w", err)
 	}
-	switch s.record(at, key, fingerprint, true, now) {
+	switch s.record(at, key, fingerprint, true, now, eventTime) {
 	case unchanged:
 		s.unchanged.Add(1)
 		s.logger.Debug("record unchanged; dropped", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "fingerprint", fingerprint)
@@ -300,7 +314,7 @@ const (
 // record stores fingerprint and the emit time now for the key in the output
 // partition, or deletes the key when present is false, and returns the
 // verdict. Each change is logged for RollbackBatch.
-func (s *Stage) record(at topicPartition, key, fingerprint string, present bool, now time.Time) verdict {
+func (s *Stage) record(at topicPartition, key, fingerprint string, present bool, now, eventTime time.Time) verdict {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
@@ -327,12 +341,40 @@ func (s *Stage) record(at topicPartition, key, fingerprint string, present bool,
 	})
 	if present {
 		s.state.Put(at.topic, key, fingerprint)
-		s.setInfo(at, key, keyInfo{emitted: now, published: -1})
+		s.setInfo(at, key, keyInfo{emitted: now, published: -1, eventTime: eventTime})
 	} else {
 		s.state.Delete(at.topic, key)
 		s.deleteInfo(at, key)
 	}
 	return v
+}
+
+// stale reports whether the key's last forwarded record has a later event
+// time than eventTime. An upstream stage that replays a batch after a failed
+// commit sends a key's versions A, B again after B: without this check A
+// would be forwarded again, then B, and consumers would see both twice.
+func (s *Stage) stale(at topicPartition, key string, eventTime time.Time) bool {
+	if eventTime.IsZero() {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	info, ok := s.keys[at][key]
+	return ok && eventTime.Before(info.eventTime)
+}
+
+// recordTime returns a record's ce_time header, or the zero time when it is
+// missing or invalid.
+func recordTime(headers []kafka.Header) time.Time {
+	value, ok := sink.HeaderValue(headers, sink.HeaderTime)
+	if !ok {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, value)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // published reports whether the output already shows a newer record of the

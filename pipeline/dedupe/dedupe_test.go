@@ -264,3 +264,38 @@ func TestCustomState(t *testing.T) {
 		t.Errorf("state holds %d entries, want 2", state.Len())
 	}
 }
+
+func TestProcessDropsReplayedOlderVersion(t *testing.T) {
+	stage := newStage(t)
+	at := func(value, ceTime string) kafka.Message {
+		msg := record("oversoc.normalized.findings", "malware-1", value)
+		msg.Headers = append(msg.Headers, kafka.Header{Key: "ce_time", Value: []byte(ceTime)})
+		return msg
+	}
+	first := at("A", "2026-12-04T10:00:00.000Z")
+	second := at("B", "2026-12-04T11:00:00.000Z")
+
+	// The batch A, B arrives, then again after an upstream replay.
+	steps := []struct {
+		in       kafka.Message
+		forwards int
+	}{
+		{first, 1},
+		{second, 1},
+		{first, 0}, // older than B: a replay, not a change
+		{second, 0},
+		{at("C", "2026-12-04T11:00:00.000Z"), 1}, // same time, new content
+	}
+	for i, step := range steps {
+		out, err := stage.Process(context.Background(), step.in)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if len(out) != step.forwards {
+			t.Errorf("step %d (%s): %d records forwarded, want %d", i, step.in.Value, len(out), step.forwards)
+		}
+	}
+	if stats := stage.Stats(); stats.Stale != 1 {
+		t.Errorf("Stale = %d, want 1", stats.Stale)
+	}
+}

@@ -21,7 +21,8 @@ import (
 type restoredKey struct {
 	fingerprint string // "" after a tombstone
 	emitted     time.Time
-	published   int64 // HeaderInputOffset of the key's last record, or -1
+	published   int64     // HeaderInputOffset of the key's last record, or -1
+	eventTime   time.Time // ce_time of the key's last record
 }
 
 // Restore rebuilds the state of input topic's partition from the output
@@ -78,7 +79,7 @@ func (s *Stage) Restore(ctx context.Context, topic string, partition int) error 
 		} else if k.published < 0 {
 			continue // a tombstone is only kept for its input offset
 		}
-		s.setInfo(at, key, keyInfo{emitted: k.emitted, published: k.published})
+		s.setInfo(at, key, keyInfo{emitted: k.emitted, published: k.published, eventTime: k.eventTime})
 	}
 	s.mu.Unlock()
 
@@ -397,7 +398,7 @@ func (s *Stage) restoreRecord(keys map[string]restoredKey, in string, msg kafka.
 		return
 	}
 	key := string(msg.Key)
-	restored := restoredKey{emitted: msg.Time, published: inputOffset(msg)}
+	restored := restoredKey{emitted: msg.Time, published: inputOffset(msg), eventTime: recordTime(msg.Headers)}
 	if msg.Value == nil {
 		keys[key] = restored
 		return
