@@ -101,9 +101,9 @@ const (
 	malopsV2Endpoint = "/rest/mmng/v2/malops"
 )
 
-// listMalops asks the MalOp management API first. A console without it
-// answers 400 or 404; from then on the stage uses the detection inbox, and
-// says so once.
+// listMalops requests MalOps from the MalOp management API first. A console
+// without it responds 400 or 404, and from then on the stage uses the
+// detection inbox and logs the switch once.
 func (s *Stage) listMalops(ctx context.Context, from, to time.Time) ([]cybereason.Malop, string, error) {
 	if !s.noMalopsV2 {
 		malops, err := s.client.MalopsV2(ctx, from, to)

@@ -40,8 +40,8 @@ func (s *Stage) Restore(ctx context.Context) error {
 // Run restores the alert feeds' cursors, then collects the enabled feeds on
 // their schedules until ctx ends. A failed restore is returned before any
 // collection starts, unless ctx ended during it. Each feed runs once at start
-// and then every interval; a run that is still going when its next start
-// comes is not overlapped (that start is skipped). A failed run is logged and
+// and then every interval. A run still going when its next start comes is not
+// overlapped, because that start is skipped. A failed run is logged and
 // counted, and the schedule goes on. Run returns after the running
 // collections have seen ctx end and returned, or after stopTimeout.
 func (s *Stage) Run(ctx context.Context, stopTimeout time.Duration) error {

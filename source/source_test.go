@@ -396,7 +396,7 @@ func TestCollectPoliciesPublishesEveryPolicy(t *testing.T) {
 
 // TestCollectAlertsConsoleFaults shows the outcome of each console fault on
 // the alert feeds: retried, logged in again, or an error with nothing
-// published from the failed answer.
+// published from the failed response.
 func TestCollectAlertsConsoleFaults(t *testing.T) {
 	tests := []struct {
 		name      string

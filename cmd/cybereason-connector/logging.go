@@ -11,8 +11,9 @@ import (
 )
 
 // newLogger builds the process logger. Format "auto" picks colored text when
-// w is a terminal and JSON otherwise (for log collectors); "text" is tint
-// without color unless w is a terminal; "json" is slog's JSON handler.
+// w is a terminal and JSON otherwise, for log collectors. Format "text" is
+// tint, without color unless w is a terminal, and "json" is slog's JSON
+// handler.
 func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 	terminal := isTerminal(w)
 	if format == "json" || (format == "auto" && !terminal) {

@@ -51,7 +51,7 @@ var legalTopicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 // Start starts a single broker on 127.0.0.1 and creates those of cfg.Topics
 // that do not exist yet. With cfg.DataDir set, it first loads what an earlier
 // broker stored there, and fails when a stored topic has another partition
-// count or cleanup policy than cfg.Topics asks for. The broker's own log
+// count or cleanup policy than cfg.Topics sets. The broker's own log
 // lines go to logger at Debug level; a nil logger discards them.
 func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if err := cfg.validate(); err != nil {

@@ -39,7 +39,7 @@ type restoredKey struct {
 // The pipeline.Runner calls it before any message of the partition reaches
 // Process, so nothing else writes to that output partition meanwhile, unless
 // the previous owner of the partition is still writing in the short time
-// before it sees the rebalance.
+// before it notices the rebalance.
 func (s *Stage) Restore(ctx context.Context, topic string, partition int) error {
 	out, ok := s.routes[topic]
 	if !ok {

@@ -14,7 +14,7 @@ const (
 	eppDetailsEndpoint = "/rest/detection/details"
 )
 
-// detailsPath is where a finding keeps its details, which observables taken from them name.
+// detailsPath is the location of a finding's details, which observables taken from them name.
 const detailsPath = "unmapped.cybereason.details."
 
 // applyDetails enriches the finding of a MalOp with its details: for EDR the MalOp element of a

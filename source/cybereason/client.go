@@ -172,6 +172,7 @@ func (cfg Config) validate() error {
 	if cfg.Password == nil {
 		errs = append(errs, errors.New("Password is missing"))
 	}
+
 	if cfg.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("Timeout %s is negative; use 0 for the default %s", cfg.Timeout, DefaultTimeout))
 	}
@@ -184,6 +185,7 @@ func (cfg Config) validate() error {
 	if cfg.MaxResponseBytes < 0 {
 		errs = append(errs, fmt.Errorf("MaxResponseBytes %d is negative; use 0 for the default %d", cfg.MaxResponseBytes, DefaultMaxResponseBytes))
 	}
+
 	if err := cfg.MalopsV2.validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -191,6 +193,7 @@ func (cfg Config) validate() error {
 	if cfg.SessionRenewAfter < 0 {
 		errs = append(errs, fmt.Errorf("SessionRenewAfter %s is negative; use 0 for the default %s", cfg.SessionRenewAfter, DefaultSessionRenewAfter))
 	}
+
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid Cybereason client config: %w", errors.Join(errs...))
 	}

@@ -54,7 +54,7 @@ type crimesResponse struct {
 
 // EDRMalopDetails returns the details of an AI Hunt (EDR) MalOp from POST /rest/crimes/unified:
 // the element data.resultIdToElementDataMap[guid] of the response, as the console sent it, whose
-// scalar values are all JSON strings. It asks for a MalopProcess element first, then for a
+// scalar values are all JSON strings. It requests a MalopProcess element first, then for a
 // MalopLogonSession element, and returns an error wrapping ErrMalopNotFound when neither exists.
 // The iconBase64 value of the element's simpleValues is removed. A response whose status is not
 // SUCCESS returns an *EnvelopeError.

@@ -710,7 +710,7 @@ func writeTenantFile(t *testing.T, dir, name, content string) {
 }
 
 // TestMalformedObjectsReturnedAsInvalid checks that one object the client
-// cannot read does not fail its whole answer: it comes back with Invalid set.
+// cannot read does not fail the whole response: it comes back with Invalid set.
 func TestMalformedObjectsReturnedAsInvalid(t *testing.T) {
 	url := startScriptedConsole(t, func(path string, _ []byte) (int, string) {
 		switch path {

@@ -397,7 +397,7 @@ func TestSessionRenewedBeforeExpiry(t *testing.T) {
 	}
 }
 
-// fakeClock is a clock that moves only when told.
+// fakeClock is a clock that moves only when a test advances it.
 type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time

@@ -65,8 +65,8 @@ type machineV2Doc struct {
 }
 
 // mitre is the MITRE ATT&CK classification of a kind of EDR MalOp.
-// NOTE: the spelling of the values that consoles send is not confirmed by any sample; tactics are
-// written as names and techniques as ATT&CK ids here.
+// NOTE: no sample confirms how consoles spell these values. Tactics are written as names and
+// techniques as ATT&CK ids here.
 type mitre struct {
 	tactics, techniques, subTechniques []string
 }
@@ -86,7 +86,7 @@ var investigationStatuses = []string{"Pending", "UnderInvestigation", "OnHold", 
 // malopGenerator returns a generator whose draws depend only on the MalOp guid.
 func malopGenerator(guid string) *generator {
 	hash := fnv.New64a()
-	_, _ = hash.Write([]byte(guid)) // writing to a hash never fails
+	_, _ = hash.Write([]byte(guid)) // hash.Hash.Write never returns an error
 	return &generator{random: newRandom(int64(hash.Sum64()), 3)}
 }
 
@@ -166,7 +166,7 @@ type filterDataDoc struct {
 	GroupByValue     string `json:"groupByValue"`
 }
 
-// edrKind is how crimes/unified describes a kind of EDR MalOp.
+// edrKind is the crimes/unified description of a kind of EDR MalOp.
 type edrKind struct {
 	requestedType   string // the element type that a crimes/unified query requests
 	activityType    string

@@ -28,7 +28,7 @@ const (
 // feedState is the fault state of the feeds, guarded by Console.mu.
 type feedState struct {
 	v2Status      int           // 0 serves the v2 API, and 400 or 404 is the status of every v2 response
-	malwarePaging EndlessPaging // how malware queries end their paging
+	malwarePaging EndlessPaging // the way malware queries end their paging
 }
 
 // feedHandler returns the handler and the HTTP method of a feed path, or a nil handler for an

@@ -77,7 +77,7 @@ type tenantFeeds struct {
 
 	labels labelTable // label ids of a loaded tenant's v2 objects
 	// crimesResponses are whole crimes/unified responses for one MalOp's MalopProcess element,
-	// by guid, served as loaded when a query asks for that guid alone.
+	// by guid, served as loaded when a query requests that guid alone.
 	crimesResponses map[string]json.RawMessage
 	// crimesElements are EDR MalOp elements by requestedType and guid.
 	crimesElements   map[string]map[string]json.RawMessage

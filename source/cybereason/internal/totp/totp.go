@@ -1,5 +1,5 @@
 // Package totp computes the time-based one-time passwords of RFC 6238 that the Cybereason console
-// asks for at a two-factor login: HMAC-SHA-1, a 30-second time step and 6 digits.
+// requires at a two-factor login: HMAC-SHA-1, a 30-second time step and 6 digits.
 package totp
 
 import (
