@@ -5,10 +5,12 @@ package embeddedkafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -35,6 +37,19 @@ type Config struct {
 	// cannot create topics implicitly: automatic topic creation is off, as it
 	// should be in production.
 	Topics []Topic
+	// Users, when set, turns SASL authentication on: every connection must
+	// then authenticate as one of them. Each user may do everything.
+	Users []User
+	// TLS, when set, makes the broker accept TLS connections only.
+	TLS *tls.Config
+}
+
+// User is a SASL user of the broker.
+type User struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism string
+	Name      string
+	Password  string
 }
 
 // Broker is a running in-process broker. It keeps its data in memory unless
@@ -67,6 +82,15 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
+	}
+	if len(cfg.Users) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+		for _, user := range cfg.Users {
+			opts = append(opts, kfake.Superuser(user.Mechanism, user.Name, user.Password))
+		}
 	}
 	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -135,6 +159,11 @@ func (cfg Config) validate() error {
 
 		if topic.Partitions < 0 {
 			errs = append(errs, fmt.Errorf("invalid partition count %d for topic %q: must not be negative", topic.Partitions, topic.Name))
+		}
+	}
+	for _, user := range cfg.Users {
+		if !slices.Contains([]string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}, user.Mechanism) || user.Name == "" {
+			errs = append(errs, fmt.Errorf("invalid SASL user %q with mechanism %q: expected a name and PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", user.Name, user.Mechanism))
 		}
 	}
 	if len(errs) > 0 {
