@@ -4,6 +4,7 @@ package config
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base32"
 	"errors"
@@ -93,6 +94,16 @@ type Kafka struct {
 
 	Topics Topics `env:", prefix=TOPIC_"`
 
+	// TLS, CAFile, CertFile and KeyFile set up TLS to the brokers. Setting a
+	// file turns TLS on. CertFile and KeyFile are read at every handshake.
+	TLS      bool   `env:"TLS, default=false"`
+	CAFile   string `env:"CA_FILE"`
+	CertFile string `env:"CERT_FILE"`
+	KeyFile  string `env:"KEY_FILE"`
+
+	// SASL sets up SASL authentication. Optional.
+	SASL SASL `env:", prefix=SASL_"`
+
 	// EnrichGroup and DedupeGroup are the consumer group ids of the stages.
 	EnrichGroup string `env:"ENRICH_GROUP, default=cybereason-connector-enrich"`
 	DedupeGroup string `env:"DEDUPE_GROUP, default=cybereason-connector-dedupe"`
@@ -100,6 +111,21 @@ type Kafka struct {
 	// DedupeResyncInterval is how often dedupe republishes an unchanged
 	// entity, so consumers see it is still there; 0 never does. Default: 24h.
 	DedupeResyncInterval time.Duration `env:"DEDUPE_RESYNC_INTERVAL, default=24h"`
+}
+
+// SASL holds the Kafka SASL settings.
+type SASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty turns SASL off.
+	Mechanism string `env:"MECHANISM"`
+
+	// Username is the Kafka user. Required with a mechanism.
+	Username string `env:"USERNAME"`
+
+	// Password is set from KAFKA_SASL_PASSWORD or, read at every new
+	// connection, from the file named by KAFKA_SASL_PASSWORD_FILE. One is
+	// required with a mechanism.
+	Password     Secret `env:"PASSWORD"`
+	PasswordFile string `env:"PASSWORD_FILE"`
 }
 
 // Topics names every topic the connector reads or writes.
@@ -161,6 +187,10 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper) (*Config, error) {
 	if cfg.Cybereason.PasswordFile != "" {
 		cfg.Cybereason.Password = Secret{file: cfg.Cybereason.PasswordFile}
 	}
+	if cfg.Kafka.SASL.PasswordFile != "" {
+		cfg.Kafka.SASL.Password = Secret{file: cfg.Kafka.SASL.PasswordFile}
+	}
+	cfg.Kafka.SASL.Mechanism = strings.ToUpper(cfg.Kafka.SASL.Mechanism)
 	if cfg.Cybereason.TOTPSecretFile != "" {
 		cfg.Cybereason.TOTPSecret = Secret{file: cfg.Cybereason.TOTPSecretFile}
 	}
@@ -247,6 +277,7 @@ func (c *Config) validate() []string {
 			add("KAFKA_BROKERS: invalid broker %q; expected host:port", broker)
 		}
 	}
+	problems = append(problems, c.Kafka.validateSecurity()...)
 	for name, topic := range c.Kafka.Topics.byVariable() {
 		if topic == "" {
 			add("%s: must not be empty", name)
@@ -306,6 +337,52 @@ func (c *Config) validate() []string {
 
 	slices.Sort(problems)
 	return slices.Compact(problems)
+}
+
+// validateSecurity checks the TLS and SASL settings. The password itself
+// never appears in a message.
+func (k *Kafka) validateSecurity() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	if k.CAFile != "" {
+		if err := checkPEMFile(k.CAFile); err != nil {
+			add("KAFKA_CA_FILE: %v", err)
+		}
+	}
+	switch {
+	case (k.CertFile == "") != (k.KeyFile == ""):
+		add("KAFKA_CERT_FILE and KAFKA_KEY_FILE: set both for mutual TLS, or neither")
+	case k.CertFile != "":
+		if _, err := tls.LoadX509KeyPair(k.CertFile, k.KeyFile); err != nil {
+			add("KAFKA_CERT_FILE and KAFKA_KEY_FILE: invalid client certificate or key: %v", err)
+		}
+	}
+
+	sasl := k.SASL
+	if sasl.Mechanism == "" {
+		if sasl.Username != "" || sasl.Password.IsSet() || sasl.PasswordFile != "" {
+			add("KAFKA_SASL_MECHANISM: missing; set PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, or remove the other KAFKA_SASL_* settings")
+		}
+		return problems
+	}
+	if !slices.Contains([]string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}, strings.ToUpper(sasl.Mechanism)) {
+		add("KAFKA_SASL_MECHANISM: invalid value %q; expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", sasl.Mechanism)
+	}
+	if sasl.Username == "" {
+		add("KAFKA_SASL_USERNAME: missing; KAFKA_SASL_MECHANISM is set")
+	}
+	switch {
+	case sasl.Password.IsSet() && sasl.PasswordFile != "":
+		add("KAFKA_SASL_PASSWORD and KAFKA_SASL_PASSWORD_FILE: both set; set only one")
+	case !sasl.Password.IsSet() && sasl.PasswordFile == "":
+		add("KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE: missing; set one of them")
+	case sasl.PasswordFile != "":
+		if _, err := (Secret{file: sasl.PasswordFile}).Value(); err != nil {
+			add("KAFKA_SASL_PASSWORD_FILE: %v", err)
+		}
+	}
+	return problems
 }
 
 func (c *Cybereason) validate() []string {

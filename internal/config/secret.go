@@ -67,3 +67,7 @@ func (s *Secret) EnvDecode(value string) error {
 // NewSecret returns a secret with a fixed value, for settings that do not
 // come from the environment.
 func NewSecret(value string) Secret { return Secret{value: value} }
+
+// NewSecretFile returns a secret read from path at every Value call, as a
+// `<NAME>_FILE` setting gives.
+func NewSecretFile(path string) Secret { return Secret{file: path} }
