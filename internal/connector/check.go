@@ -64,7 +64,11 @@ func Check(ctx context.Context, cfg *config.Config, logger *slog.Logger) []Check
 
 func checkKafka(ctx context.Context, cfg *config.Config) CheckResult {
 	topics := requiredTopics(cfg)
-	if err := checkTopics(ctx, cfg.Kafka.Brokers, topics); err != nil {
+	security, err := newSecurity(cfg)
+	if err != nil {
+		return CheckResult{Name: "kafka", Detail: err.Error()}
+	}
+	if err := checkTopics(ctx, security, cfg.Kafka.Brokers, topics); err != nil {
 		return CheckResult{Name: "kafka", Detail: err.Error()}
 	}
 	return CheckResult{Name: "kafka", OK: true, Detail: fmt.Sprintf("%d topics present", len(topics))}

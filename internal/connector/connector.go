@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/oversoc/cybereason-connector/internal/config"
+	"github.com/oversoc/cybereason-connector/internal/kafkaconn"
 	"github.com/oversoc/cybereason-connector/pipeline"
 	"github.com/oversoc/cybereason-connector/pipeline/dedupe"
 	"github.com/oversoc/cybereason-connector/pipeline/enrich"
@@ -34,9 +36,11 @@ type Stages struct {
 	EnrichRunner *pipeline.Runner
 	DedupeRunner *pipeline.Runner
 
-	brokers []string
-	topics  []string // every topic the built stages use
-	logger  *slog.Logger
+	brokers   []string
+	topics    []string // every topic the built stages use
+	security  *kafkaconn.Security
+	transport *kafka.Transport // the writer's, closed by Close
+	logger    *slog.Logger
 }
 
 // Options adjusts how Build wires the stages; the zero value is what `run` uses.
@@ -55,16 +59,30 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	security, err := newSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
+
 	// Dedupe writes each output to the partition with the number of its
 	// input partition. Every other message is partitioned by key.
+	transport := security.Transport()
 	writer, err := sink.NewWriter(sink.Config{
-		Brokers:  cfg.Kafka.Brokers,
-		Balancer: pipeline.PartitionBalancer(cfg.Kafka.Topics.Assets, cfg.Kafka.Topics.Findings),
+		Brokers:   cfg.Kafka.Brokers,
+		Transport: transport,
+		Balancer:  pipeline.PartitionBalancer(cfg.Kafka.Topics.Assets, cfg.Kafka.Topics.Findings),
 	}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("create kafka writer: %w", err)
 	}
-	stages := &Stages{Writer: writer, brokers: cfg.Kafka.Brokers, topics: requiredTopics(cfg), logger: logger}
+	stages := &Stages{
+		Writer:    writer,
+		brokers:   cfg.Kafka.Brokers,
+		topics:    requiredTopics(cfg),
+		security:  security,
+		transport: transport,
+		logger:    logger,
+	}
 
 	steps := []struct {
 		stage string
@@ -79,7 +97,7 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 			continue
 		}
 		if err := step.build(cfg, opts); err != nil {
-			return nil, errors.Join(fmt.Errorf("build %s stage: %w", step.stage, err), writer.Close())
+			return nil, errors.Join(fmt.Errorf("build %s stage: %w", step.stage, err), stages.closeWriter())
 		}
 	}
 	return stages, nil
@@ -93,6 +111,7 @@ func (s *Stages) buildSource(cfg *config.Config, opts Options) error {
 
 	checkpoints, err := checkpoint.New(checkpoint.Config{
 		Brokers:   cfg.Kafka.Brokers,
+		Dialer:    s.security.Dialer(),
 		Topic:     cfg.Kafka.Topics.State,
 		Publisher: s.Writer,
 	})
@@ -157,6 +176,7 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 	runner, err := pipeline.NewRunner(pipeline.RunnerConfig{
 		Name:         config.StageEnrich,
 		Brokers:      cfg.Kafka.Brokers,
+		Dialer:       s.security.Dialer(),
 		GroupID:      cfg.Kafka.EnrichGroup,
 		Topics:       []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops, cfg.Kafka.Topics.RawMalware},
 		DrainTimeout: cfg.ShutdownTimeout,
@@ -187,6 +207,7 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 		Fingerprint:    fingerprintByTopic(kinds),
 		ResyncInterval: cfg.Kafka.DedupeResyncInterval,
 		Brokers:        cfg.Kafka.Brokers,
+		Dialer:         s.security.Dialer(),
 	}, s.logger)
 	if err != nil {
 		return err
@@ -195,6 +216,7 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 	runner, err := pipeline.NewRunner(pipeline.RunnerConfig{
 		Name:             config.StageDedupe,
 		Brokers:          cfg.Kafka.Brokers,
+		Dialer:           s.security.Dialer(),
 		GroupID:          cfg.Kafka.DedupeGroup,
 		Topics:           []string{cfg.Kafka.Topics.NormalizedAssets, cfg.Kafka.Topics.NormalizedFindings},
 		TrackAssignments: true,
@@ -247,13 +269,13 @@ func (s *Stages) RunPipeline(ctx context.Context) error {
 // refusal at start-up is returned at once, because retrying would only lock
 // the account.
 func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
-	if err := checkTopics(ctx, s.brokers, s.topics); err != nil {
+	if err := checkTopics(ctx, s.security, s.brokers, s.topics); err != nil {
 		return errors.Join(err, s.Close())
 	}
 	if s.Client != nil {
 		if err := s.Client.Login(ctx); err != nil {
 			if errors.Is(err, cybereason.ErrCredentialsRejected) {
-				return errors.Join(err, s.Writer.Close())
+				return errors.Join(err, s.closeWriter())
 			}
 			s.logger.Error("first login failed; the scheduled collections will try again", "error", err)
 		}
@@ -279,8 +301,20 @@ func (s *Stages) Close() error {
 		}
 		cancel()
 	}
-	if err := s.Writer.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close kafka writer: %w", err))
+	if err := s.closeWriter(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// closeWriter flushes the writer and closes its connections.
+func (s *Stages) closeWriter() error {
+	err := s.Writer.Close()
+	if s.transport != nil {
+		s.transport.CloseIdleConnections()
+	}
+	if err != nil {
+		return fmt.Errorf("close kafka writer: %w", err)
+	}
+	return nil
 }

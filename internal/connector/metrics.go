@@ -2,6 +2,7 @@ package connector
 
 import (
 	"slices"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -125,6 +126,9 @@ func (s *Stages) Ready() (bool, []string) {
 	var reasons []string
 	if !s.Writer.Healthy() {
 		reasons = append(reasons, "kafka writes are failing and being retried")
+	}
+	if failing, reason := s.security.AuthFailing(time.Now()); failing {
+		reasons = append(reasons, reason)
 	}
 	for name, runner := range map[string]*pipeline.Runner{"enrich": s.EnrichRunner, "dedupe": s.DedupeRunner} {
 		if runner != nil && !runner.Ready() {

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/oversoc/cybereason-connector/internal/config"
+	"github.com/oversoc/cybereason-connector/internal/kafkaconn"
 	"github.com/oversoc/cybereason-connector/pipeline"
 )
 
@@ -42,20 +43,20 @@ func requiredTopics(cfg *config.Config) []string {
 	return slices.Compact(topics)
 }
 
-// checkTopics fails when Kafka cannot be reached or a topic is missing. The
-// connector never creates topics, because their partition counts, retention
-// and compaction are the operator's choice.
-func checkTopics(ctx context.Context, brokers, topics []string) error {
+// checkTopics fails when Kafka cannot be reached, rejects the credentials or
+// a topic is missing. The connector never creates topics, because their
+// partition counts, retention and compaction are the operator's choice.
+func checkTopics(ctx context.Context, security *kafkaconn.Security, brokers, topics []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 
-	transport := &kafka.Transport{}
+	transport := security.Transport()
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
 
 	metadata, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
-		return fmt.Errorf("read topic metadata from %s: %w", strings.Join(brokers, ","), err)
+		return fmt.Errorf("read topic metadata from %s: %w", strings.Join(brokers, ","), security.Explain(err))
 	}
 
 	var missing []string

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/oversoc/cybereason-connector/internal/kafkaconn"
 )
 
 // Scan calls fn for every message of topic from the first offset up to the
@@ -22,13 +24,19 @@ import (
 // consumer receives. A topic written by a transactional producer can end in a
 // control record, and Scan then waits until ctx ends.
 func Scan(ctx context.Context, brokers []string, topic string, fn func(kafka.Message) error) error {
-	ranges, err := offsetRanges(ctx, brokers, topic)
+	return ScanWithDialer(ctx, nil, brokers, topic, fn)
+}
+
+// ScanWithDialer is Scan with the TLS and SASL settings of dialer; a nil
+// dialer connects over plain TCP.
+func ScanWithDialer(ctx context.Context, dialer *kafka.Dialer, brokers []string, topic string, fn func(kafka.Message) error) error {
+	ranges, err := offsetRanges(ctx, dialer, brokers, topic)
 	if err != nil {
 		return fmt.Errorf("read topic %s: %w", topic, err)
 	}
 
 	for _, r := range ranges {
-		if err := scanPartition(ctx, brokers, topic, r, fn); err != nil {
+		if err := scanPartition(ctx, dialer, brokers, topic, r, fn); err != nil {
 			return err
 		}
 	}
@@ -41,8 +49,8 @@ type offsetRange struct {
 	first, end int64
 }
 
-func offsetRanges(ctx context.Context, brokers []string, topic string) ([]offsetRange, error) {
-	transport := &kafka.Transport{}
+func offsetRanges(ctx context.Context, dialer *kafka.Dialer, brokers []string, topic string) ([]offsetRange, error) {
+	transport := kafkaconn.TransportFor(dialer)
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
 
@@ -80,12 +88,13 @@ func offsetRanges(ctx context.Context, brokers []string, topic string) ([]offset
 // scanPartition reads one partition's range. The offsets of a compacted
 // partition have gaps, so the loop ends at the first message at or past the
 // last offset of the range rather than after a count of messages.
-func scanPartition(ctx context.Context, brokers []string, topic string, r offsetRange, fn func(kafka.Message) error) error {
+func scanPartition(ctx context.Context, dialer *kafka.Dialer, brokers []string, topic string, r offsetRange, fn func(kafka.Message) error) error {
 	if r.first >= r.end {
 		return nil
 	}
 	reader := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   brokers,
+		Dialer:    dialer,
 		Topic:     topic,
 		Partition: r.partition,
 		MaxWait:   100 * time.Millisecond,

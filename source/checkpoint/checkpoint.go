@@ -38,6 +38,9 @@ type Document struct {
 type Config struct {
 	// Brokers are the bootstrap brokers Load reads from. Required.
 	Brokers []string
+	// Dialer carries the TLS and SASL settings Load connects with.
+	// Optional: nil connects over plain TCP.
+	Dialer *kafka.Dialer
 	// Topic is the compacted state topic. Required.
 	Topic string
 	// Publisher writes the checkpoints. The connector passes its
@@ -121,7 +124,7 @@ func (s *Store) Load(ctx context.Context, key string) (time.Time, bool, error) {
 	defer cancel()
 
 	var last *kafka.Message
-	err := kafkaread.Scan(ctx, s.cfg.Brokers, s.cfg.Topic, func(msg kafka.Message) error {
+	err := kafkaread.ScanWithDialer(ctx, s.cfg.Dialer, s.cfg.Brokers, s.cfg.Topic, func(msg kafka.Message) error {
 		if string(msg.Key) == key {
 			last = &msg
 		}
