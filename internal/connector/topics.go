@@ -73,3 +73,8 @@ func checkTopics(ctx context.Context, security *kafkaconn.Security, brokers, top
 	}
 	return nil
 }
+
+// RequiredTopics lists every topic the stages that cfg enables read or
+// write, with the dead-letter topics and the source's state topic: the
+// topics that `run` checks at start.
+func RequiredTopics(cfg *config.Config) []string { return requiredTopics(cfg) }
