@@ -630,4 +630,3 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
-
