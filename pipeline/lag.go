@@ -17,27 +17,41 @@ func GroupLag(ctx context.Context, brokers []string, groupID string, topics []st
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
 
+	lags, err := TopicLags(ctx, client, groupID, topics)
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	for _, topicLag := range lags {
+		lag += topicLag
+	}
+	return lag, nil
+}
+
+// TopicLags returns the lag of the consumer group on each of topics, counted
+// as GroupLag counts it, through client.
+func TopicLags(ctx context.Context, client *kafka.Client, groupID string, topics []string) (map[string]int64, error) {
 	partitions, err := topicPartitions(ctx, client, topics)
 	if err != nil {
-		return 0, fmt.Errorf("group %s lag: %w", groupID, err)
+		return nil, fmt.Errorf("group %s lag: %w", groupID, err)
 	}
 	offsets, err := partitionOffsets(ctx, client, partitions)
 	if err != nil {
-		return 0, fmt.Errorf("group %s lag: %w", groupID, err)
+		return nil, fmt.Errorf("group %s lag: %w", groupID, err)
 	}
 	committed, err := committedOffsets(ctx, client, groupID, partitions)
 	if err != nil {
-		return 0, fmt.Errorf("group %s lag: %w", groupID, err)
+		return nil, fmt.Errorf("group %s lag: %w", groupID, err)
 	}
 
-	var lag int64
+	lags := make(map[string]int64, len(topics))
 	for topic, parts := range offsets {
 		for _, p := range parts {
 			start := max(committed[topic][p.Partition], p.FirstOffset)
-			lag += max(p.LastOffset-start, 0)
+			lags[topic] += max(p.LastOffset-start, 0)
 		}
 	}
-	return lag, nil
+	return lags, nil
 }
 
 func topicPartitions(ctx context.Context, client *kafka.Client, topics []string) (map[string][]int, error) {

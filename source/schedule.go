@@ -104,7 +104,12 @@ func (s *Stage) Run(ctx context.Context, stopTimeout time.Duration) error {
 // runJob is the gocron task: gocron passes the job context as the first
 // argument, and it ends when the scheduler shuts down.
 func (s *Stage) runJob(ctx context.Context, name string, collect func(context.Context) error) {
-	if err := collect(ctx); err != nil {
+	start := time.Now()
+	err := collect(ctx)
+	if s.cfg.ObserveRun != nil {
+		s.cfg.ObserveRun(name, time.Since(start), err)
+	}
+	if err != nil {
 		s.count(func(st *Stats) { st.FailedRuns++ })
 		if ctx.Err() != nil {
 			s.logger.Info("collection stopped by shutdown", "feed", name, "error", err)

@@ -118,6 +118,10 @@ type Config struct {
 
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
+
+	// ObserveRun, when set, is called after every scheduled collection with
+	// its feed, its duration and its error, nil when it succeeded. Optional.
+	ObserveRun func(feed string, duration time.Duration, err error)
 }
 
 // collects reports whether the feed is enabled.

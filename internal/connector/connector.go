@@ -41,6 +41,17 @@ type Stages struct {
 	security  *kafkaconn.Security
 	transport *kafka.Transport // the writer's, closed by Close
 	logger    *slog.Logger
+
+	metrics     *instruments
+	publisher   countingPublisher // the writer, counting what it publishes
+	dedupeState *dedupe.MemoryState
+	lagTargets  []lagTarget
+}
+
+// lagTarget is a consumer group whose lag the metrics report.
+type lagTarget struct {
+	stage, group string
+	topics       []string
 }
 
 // Options adjusts how Build wires the stages; the zero value is what `run` uses.
@@ -75,6 +86,7 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 	if err != nil {
 		return nil, fmt.Errorf("create kafka writer: %w", err)
 	}
+	metrics := newInstruments()
 	stages := &Stages{
 		Writer:    writer,
 		brokers:   cfg.Kafka.Brokers,
@@ -82,6 +94,8 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 		security:  security,
 		transport: transport,
 		logger:    logger,
+		metrics:   metrics,
+		publisher: countingPublisher{writer: writer, metrics: metrics},
 	}
 
 	steps := []struct {
@@ -104,7 +118,7 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 }
 
 func (s *Stages) buildSource(cfg *config.Config, opts Options) error {
-	client, err := NewClient(cfg, s.logger)
+	client, err := newClient(cfg, s.logger, s.metrics.observeLogin)
 	if err != nil {
 		return err
 	}
@@ -113,7 +127,7 @@ func (s *Stages) buildSource(cfg *config.Config, opts Options) error {
 		Brokers:   cfg.Kafka.Brokers,
 		Dialer:    s.security.Dialer(),
 		Topic:     cfg.Kafka.Topics.State,
-		Publisher: s.Writer,
+		Publisher: s.publisher,
 	})
 	if err != nil {
 		return err
@@ -144,7 +158,8 @@ func (s *Stages) buildSource(cfg *config.Config, opts Options) error {
 		MalopDetails: cfg.Source.MalopDetails,
 		Checkpoints:  checkpoints,
 		Now:          opts.Now,
-	}, client, s.Writer, s.logger)
+		ObserveRun:   s.metrics.observeRun,
+	}, client, s.publisher, s.logger)
 	if err != nil {
 		return err
 	}
@@ -180,10 +195,12 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 		GroupID:      cfg.Kafka.EnrichGroup,
 		Topics:       []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops, cfg.Kafka.Topics.RawMalware},
 		DrainTimeout: cfg.ShutdownTimeout,
-	}, stage, s.Writer, s.logger)
+	}, stage, s.publisher, s.logger)
 	if err != nil {
 		return err
 	}
+	s.lagTargets = append(s.lagTargets, lagTarget{stage: config.StageEnrich, group: cfg.Kafka.EnrichGroup,
+		topics: []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops, cfg.Kafka.Topics.RawMalware}})
 
 	s.Enrich, s.EnrichRunner = stage, runner
 	return nil
@@ -199,7 +216,9 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 		cfg.Kafka.Topics.NormalizedAssets:   schemas.KindAsset,
 		cfg.Kafka.Topics.NormalizedFindings: schemas.KindFinding,
 	}
+	s.dedupeState = dedupe.NewMemoryState()
 	stage, err := dedupe.New(dedupe.Config{
+		State: s.dedupeState,
 		Routes: map[string]string{
 			cfg.Kafka.Topics.NormalizedAssets:   cfg.Kafka.Topics.Assets,
 			cfg.Kafka.Topics.NormalizedFindings: cfg.Kafka.Topics.Findings,
@@ -222,10 +241,15 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 		TrackAssignments: true,
 		StartCheck:       stage.CheckPartitions,
 		DrainTimeout:     cfg.ShutdownTimeout,
-	}, stage, s.Writer, s.logger)
+	}, timedRestore{Stage: stage, metrics: s.metrics}, s.publisher, s.logger)
 	if err != nil {
 		return err
 	}
+	for _, topic := range []string{cfg.Kafka.Topics.NormalizedAssets, cfg.Kafka.Topics.NormalizedFindings} {
+		s.metrics.restoreFailures.WithLabelValues(topic)
+	}
+	s.lagTargets = append(s.lagTargets, lagTarget{stage: config.StageDedupe, group: cfg.Kafka.DedupeGroup,
+		topics: []string{cfg.Kafka.Topics.NormalizedAssets, cfg.Kafka.Topics.NormalizedFindings}})
 
 	s.Dedupe, s.DedupeRunner = stage, runner
 	return nil
@@ -233,19 +257,25 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 
 // NewClient returns the console client that cfg describes.
 func NewClient(cfg *config.Config, logger *slog.Logger) (*cybereason.Client, error) {
+	return newClient(cfg, logger, nil)
+}
+
+// newClient is NewClient that calls observeLogin, when set, after every login.
+func newClient(cfg *config.Config, logger *slog.Logger, observeLogin func(string)) (*cybereason.Client, error) {
 	var totp func() (string, error)
 	if cfg.Cybereason.TOTPSecret.IsSet() {
 		totp = cfg.Cybereason.TOTPSecret.Value
 	}
 	return cybereason.NewClient(cybereason.Config{
-		BaseURL:    cfg.Cybereason.URL,
-		Username:   cfg.Cybereason.Username,
-		Password:   cfg.Cybereason.Password.Value,
-		TOTPSecret: totp,
-		CAFile:     cfg.Cybereason.CAFile,
-		Timeout:    cfg.Cybereason.RequestTimeout,
-		PageSize:   cfg.Cybereason.PageSize,
-		MaxPages:   cfg.Cybereason.MaxPages,
+		BaseURL:      cfg.Cybereason.URL,
+		Username:     cfg.Cybereason.Username,
+		Password:     cfg.Cybereason.Password.Value,
+		TOTPSecret:   totp,
+		CAFile:       cfg.Cybereason.CAFile,
+		Timeout:      cfg.Cybereason.RequestTimeout,
+		PageSize:     cfg.Cybereason.PageSize,
+		MaxPages:     cfg.Cybereason.MaxPages,
+		ObserveLogin: observeLogin,
 	}, logger)
 }
 

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"runtime"
 	"slices"
 	"time"
 
@@ -28,6 +29,10 @@ type statsCollector struct {
 	unknownValues     *prometheus.Desc
 	enrichDetails     *prometheus.Desc
 	dedupeUnchanged   *prometheus.Desc
+	dedupeStateKeys   *prometheus.Desc
+	writeRetries      *prometheus.Desc
+	writeRejected     *prometheus.Desc
+	kafkaAuthFailing  *prometheus.Desc
 }
 
 func newStatsCollector(stages *Stages) *statsCollector {
@@ -46,13 +51,18 @@ func newStatsCollector(stages *Stages) *statsCollector {
 		unknownValues:     desc("enrich_unknown_vendor_values_total", "Vendor values no mapping recognized, mapped to unknown and kept raw, by field.", "field"),
 		enrichDetails:     desc("enrich_malop_details_failed_total", "Detailed MalOps whose details were unusable; their finding was built from the MalOp alone."),
 		dedupeUnchanged:   desc("dedupe_unchanged_total", "Records dedupe dropped because their content had not changed."),
+		dedupeStateKeys:   desc("dedupe_state_keys", "Keys in dedupe's state, over the partitions assigned to this process."),
+		writeRetries:      desc("kafka_write_retries_total", "Kafka write attempts repeated after a transient failure."),
+		writeRejected:     desc("kafka_write_rejected_total", "Messages the brokers rejected for good, such as too large ones; each goes to a dead-letter topic."),
+		kafkaAuthFailing:  desc("kafka_authentication_failing", "1 while SASL exchanges with the brokers keep failing, as with a wrong password; 0 otherwise."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.sourceEvents, c.sourceRuns, c.sourceFailedRuns, c.malopDetailErrors,
-		c.consumed, c.produced, c.deadLettered, c.unknownValues, c.enrichDetails, c.dedupeUnchanged} {
+		c.consumed, c.produced, c.deadLettered, c.unknownValues, c.enrichDetails, c.dedupeUnchanged,
+		c.dedupeStateKeys, c.writeRetries, c.writeRejected, c.kafkaAuthFailing} {
 		ch <- d
 	}
 }
@@ -97,6 +107,23 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	if stage := c.stages.Dedupe; stage != nil {
 		counter(c.dedupeUnchanged, float64(stage.Stats().Unchanged))
 	}
+	if state := c.stages.dedupeState; state != nil {
+		ch <- prometheus.MustNewConstMetric(c.dedupeStateKeys, prometheus.GaugeValue, float64(state.Len()))
+	}
+	if writer := c.stages.Writer; writer != nil {
+		stats := writer.Stats()
+		counter(c.writeRetries, float64(stats.Retries))
+		counter(c.writeRejected, float64(stats.Rejected))
+		failing, _ := c.stages.security.AuthFailing(time.Now())
+		ch <- prometheus.MustNewConstMetric(c.kafkaAuthFailing, prometheus.GaugeValue, boolValue(failing))
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // NewRegistry returns a registry with the stages' counters, the build
@@ -105,8 +132,8 @@ func (s *Stages) NewRegistry(version string) *prometheus.Registry {
 	registry := prometheus.NewRegistry()
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        metricsPrefix + "build_info",
-		Help:        "Always 1; the version label is the connector's build version.",
-		ConstLabels: prometheus.Labels{"version": version},
+		Help:        "Always 1; the labels are the connector's build version and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	buildInfo.Set(1)
 
@@ -116,6 +143,12 @@ func (s *Stages) NewRegistry(version string) *prometheus.Registry {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if s.metrics != nil {
+		registry.MustRegister(s.metrics.collectors()...)
+	}
+	if len(s.lagTargets) > 0 {
+		registry.MustRegister(newLagCollector(s))
+	}
 	return registry
 }
 

@@ -80,7 +80,23 @@ type Config struct {
 	// SessionRenewAfter is the session age after which the client logs in again before its next
 	// call. Default 7h50m, because the console's session cookie is valid for 8 hours.
 	SessionRenewAfter time.Duration
+	// ObserveLogin, when set, is called after every login with its result:
+	// LoginSucceeded, LoginRejected, LoginFailed or LoginNotSent. Optional.
+	ObserveLogin func(result string)
 }
+
+// Login results passed to Config.ObserveLogin.
+const (
+	// LoginSucceeded is a login the console accepted.
+	LoginSucceeded = "success"
+	// LoginRejected is a login whose credentials or TOTP code the console rejected.
+	LoginRejected = "rejected"
+	// LoginFailed is a login that failed for another reason, such as a timeout.
+	LoginFailed = "error"
+	// LoginNotSent is a login not sent because the console already rejected
+	// the same credentials.
+	LoginNotSent = "not_sent"
+)
 
 // Client calls one Cybereason console. It is safe for concurrent use. It sends one /rest request at
 // a time, so it never runs two heavy queries (sensor pages, inbox windows, MalOp details) on the
@@ -100,6 +116,7 @@ type Client struct {
 	logger     *slog.Logger
 	retry      retryPolicy
 	renewAfter time.Duration
+	onLogin    func(result string)
 
 	// now and sleep are time.Now and sleepContext, replaced by tests.
 	now   func() time.Time
@@ -153,6 +170,7 @@ func NewClient(cfg Config, logger *slog.Logger) (*Client, error) {
 		logger:      logger.With("console", cfg.BaseURL),
 		retry:       retryPolicy{maxRetries: max(cfg.MaxRetries, 0), minWait: cfg.RetryBackoffMin, maxWait: cfg.RetryBackoffMax},
 		renewAfter:  cfg.SessionRenewAfter,
+		onLogin:     cfg.ObserveLogin,
 		now:         time.Now,
 		sleep:       sleepContext,
 		requestSlot: make(chan struct{}, 1),

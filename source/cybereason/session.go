@@ -173,6 +173,7 @@ func (c *Client) credentialsHash(salt [16]byte) ([sha256.Size]byte, error) {
 func (c *Client) login(ctx context.Context) error {
 	if c.rejected != nil {
 		if hash, err := c.credentialsHash(c.rejected.salt); err == nil && hash == c.rejected.credentials {
+			c.observeLogin(LoginNotSent)
 			return fmt.Errorf("log in to %s: not sent again until the password or TOTP secret changes: %w", c.baseURL, c.rejected.err)
 		}
 	}
@@ -180,6 +181,11 @@ func (c *Client) login(ctx context.Context) error {
 	cookies, err := c.authenticate(ctx)
 	if err != nil {
 		c.logger.Warn("Cybereason login failed", "user", c.username, "error", err)
+		if errors.Is(err, ErrCredentialsRejected) || errors.Is(err, errTOTPCodeRejected) {
+			c.observeLogin(LoginRejected)
+		} else {
+			c.observeLogin(LoginFailed)
+		}
 		c.rememberRejection(err)
 		return fmt.Errorf("log in to %s: %w", c.baseURL, err)
 	}
@@ -190,7 +196,14 @@ func (c *Client) login(ctx context.Context) error {
 	c.mu.Unlock()
 
 	c.logger.Info("logged in to Cybereason console", "user", c.username)
+	c.observeLogin(LoginSucceeded)
 	return nil
+}
+
+func (c *Client) observeLogin(result string) {
+	if c.onLogin != nil {
+		c.onLogin(result)
+	}
 }
 
 // rememberRejection keeps err when the console rejected the credentials themselves. A rejected
