@@ -210,6 +210,21 @@ func TestAutoscalingScalesEnrichAndDedupe(t *testing.T) {
 	if !slices.Equal(scaled, []string{"cybereason-connector-dedupe", "cybereason-connector-enrich"}) {
 		t.Errorf("scaled Deployments = %v, want enrich and dedupe", scaled)
 	}
+
+	for _, auth := range m.triggerAuths {
+		var parameters []string
+		for _, env := range auth.Spec.Env {
+			parameters = append(parameters, env.Parameter)
+		}
+		for _, ref := range auth.Spec.SecretTargetRef {
+			parameters = append(parameters, ref.Parameter)
+		}
+		for _, want := range []string{"username", "password", "ca"} {
+			if !slices.Contains(parameters, want) {
+				t.Errorf("TriggerAuthentication %s: no %s parameter", auth.Name, want)
+			}
+		}
+	}
 }
 
 // checkTrigger checks a Kafka trigger: the stage's group, one of its
@@ -231,8 +246,8 @@ func checkTrigger(t *testing.T, m *manifests, object ScaledObject, kind string, 
 		t.Errorf("ScaledObject %s: trigger topic %q has no KafkaTopic", object.Name, metadata["topic"])
 		return
 	}
-	if max := deref(object.Spec.MaxReplicaCount); max > topic.Spec.Partitions {
-		t.Errorf("ScaledObject %s: up to %d replicas for %d partitions of %s", object.Name, max, topic.Spec.Partitions, topic.Name())
+	if maxReplicas := deref(object.Spec.MaxReplicaCount); maxReplicas > topic.Spec.Partitions {
+		t.Errorf("ScaledObject %s: up to %d replicas for %d partitions of %s", object.Name, maxReplicas, topic.Spec.Partitions, topic.Name())
 	}
 }
 
