@@ -2,10 +2,13 @@ package connector_test
 
 import (
 	"context"
+	"crypto/pbkdf2"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +20,8 @@ import (
 	"github.com/oversoc/cybereason-connector/internal/kafkaconn"
 	"github.com/oversoc/cybereason-connector/internal/kafkaread"
 	"github.com/oversoc/cybereason-connector/internal/kafkatest"
+	"github.com/oversoc/cybereason-connector/pipeline/enrich"
+	"github.com/oversoc/cybereason-connector/sink"
 	"github.com/oversoc/cybereason-connector/source/cybereason/cybereasontest"
 )
 
@@ -140,4 +145,148 @@ func errorText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestRunUsesRotatedKafkaPassword changes the Kafka password while the
+// stages run, as the Strimzi User Operator does, and updates the password
+// file. After a broker restart closes every connection, the stages connect
+// again with the new password, without a restart of their own.
+func TestRunUsesRotatedKafkaPassword(t *testing.T) {
+	cfg := testConfigWithoutBroker("http://127.0.0.1:1", "unused")
+	cfg.Stages = []string{config.StageEnrich, config.StageDedupe}
+	passwordPath := filepath.Join(t.TempDir(), "kafka-password")
+	writeKafkaPassword(t, passwordPath, "first password")
+	cfg.Kafka.SASL = config.SASL{Mechanism: kafkaconn.MechanismScramSHA256, Username: kafkaUser,
+		Password: config.NewSecretFile(passwordPath), PasswordFile: passwordPath}
+
+	brokerConfig := embeddedkafka.Config{
+		Port:    freeLoopbackPort(t),
+		DataDir: t.TempDir(),
+		Topics:  testTopicSpecs(cfg.Kafka.Topics, 2),
+		Users:   []embeddedkafka.User{{Mechanism: kafkaconn.MechanismScramSHA256, Name: kafkaUser, Password: "first password"}},
+	}
+	broker := startBroker(t, brokerConfig)
+	t.Cleanup(func() { broker.Close() })
+	cfg.Kafka.Brokers = broker.Addrs()
+
+	stages, err := connector.Build(cfg, connector.Options{ProductVersion: "test"}, nil)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stages.Run(ctx, cfg.ShutdownTimeout) }()
+	stopRun := sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
+	t.Cleanup(func() { stopRun() })
+
+	produceSensor(t, cfg, "first password", "5f0c0ffee0000000000000aa:PYLUMCLIENT_ACME_WS-01_005056000001")
+	waitForAssets(t, cfg, 1, "first password")
+
+	changeScramPassword(t, cfg.Kafka.Brokers, "first password", "second password")
+	writeKafkaPassword(t, passwordPath, "second password")
+	broker.Close()
+	broker = startBroker(t, brokerConfig) // it keeps the changed password in its DataDir
+
+	produceSensor(t, cfg, "second password", "5f0c0ffee0000000000000aa:PYLUMCLIENT_ACME_WS-02_005056000002")
+	waitForAssets(t, cfg, 2, "second password")
+	kafkatest.WaitFor(t, func() bool { ready, _ := stages.Ready(); return ready })
+	if err := stopRun(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// changeScramPassword sets the SCRAM-SHA-256 password of kafkaUser on the
+// broker with an AlterUserScramCredentials request.
+func changeScramPassword(t *testing.T, brokers []string, oldPassword, newPassword string) {
+	t.Helper()
+	const iterations = 4096
+	salt := []byte("rotation test salt")
+	salted, err := pbkdf2.Key(sha256.New, newPassword, salt, iterations, sha256.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	transport := scramSecurity(t, oldPassword).Transport()
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := client.AlterUserScramCredentials(ctx, &kafka.AlterUserScramCredentialsRequest{
+		Upsertions: []kafka.UserScramCredentialsUpsertion{{
+			Name: kafkaUser, Mechanism: kafka.ScramMechanismSha256, Iterations: iterations, Salt: salt, SaltedPassword: salted,
+		}},
+	})
+	if err != nil {
+		t.Fatalf("change the password of %s: %v", kafkaUser, err)
+	}
+	for _, result := range resp.Results {
+		if result.Error != nil {
+			t.Fatalf("change the password of %s: %v", result.User, result.Error)
+		}
+	}
+}
+
+func writeKafkaPassword(t *testing.T, path, password string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func scramSecurity(t *testing.T, password string) *kafkaconn.Security {
+	t.Helper()
+	security, err := kafkaconn.New(kafkaconn.Config{
+		Mechanism: kafkaconn.MechanismScramSHA256,
+		Username:  kafkaUser,
+		Password:  func() (string, error) { return password, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return security
+}
+
+// produceSensor publishes one raw sensor as the source would.
+func produceSensor(t *testing.T, cfg *config.Config, password, sensorID string) {
+	t.Helper()
+	event := sink.Event{
+		ID: sensorID + "#1", Source: "https://acme.cybereason.example/rest/sensors/query", Type: enrich.RawSensorType,
+		Subject: sensorID, Tenant: "acme.cybereason.example", Time: time.Now(),
+	}
+	transport := scramSecurity(t, password).Transport()
+	defer transport.CloseIdleConnections()
+	writer := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Transport: transport, RequiredAcks: kafka.RequireAll}
+	defer writer.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := writer.WriteMessages(ctx, kafka.Message{
+		Topic:   cfg.Kafka.Topics.RawSensors,
+		Key:     []byte(sensorID),
+		Value:   []byte(`{"sensorId": "` + sensorID + `", "machineName": "ws", "status": "Online"}`),
+		Headers: event.Headers(),
+	})
+	if err != nil {
+		t.Fatalf("produce sensor %s: %v", sensorID, err)
+	}
+}
+
+// waitForAssets waits until the assets topic has want distinct keys, read
+// with password.
+func waitForAssets(t *testing.T, cfg *config.Config, want int, password string) {
+	t.Helper()
+	security := scramSecurity(t, password)
+	kafkatest.WaitFor(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		keys := map[string]bool{}
+		err := kafkaread.ScanWithDialer(ctx, security.Dialer(), cfg.Kafka.Brokers, cfg.Kafka.Topics.Assets, func(msg kafka.Message) error {
+			keys[string(msg.Key)] = true
+			return nil
+		})
+		return err == nil && len(keys) >= want
+	})
 }
