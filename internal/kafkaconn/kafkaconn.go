@@ -37,8 +37,8 @@ const (
 // clientID names the connector in the brokers' logs and quotas.
 const clientID = "cybereason-connector"
 
-// dialTimeout bounds the TCP connection, TLS and SASL handshakes of a reader
-// or consumer group connection.
+// dialTimeout bounds the setup of each new connection. AuthFailing also
+// waits this long before it takes an unfinished SASL exchange as a failure.
 const dialTimeout = 10 * time.Second
 
 // Config describes how to connect. The zero value is plain TCP without
@@ -72,9 +72,9 @@ type Security struct {
 	username  string
 }
 
-// New checks cfg, loads the CA file and returns the settings. It reads the
-// client certificate and the password once, so that a wrong file fails the
-// start rather than the first connection; later handshakes read them again.
+// New checks cfg, loads the CA file and returns the settings. It also reads
+// the client certificate and the password once, so a wrong file fails the
+// start and not the first connection. Later handshakes read them again.
 func New(cfg Config) (*Security, error) {
 	var errs []error
 	s := &Security{}
@@ -181,7 +181,7 @@ func newMechanism(cfg Config) (*freshMechanism, error) {
 	return &freshMechanism{name: name, username: cfg.Username, password: cfg.Password, create: create}, nil
 }
 
-// freshMechanism is a sasl.Mechanism that asks for the password at every
+// freshMechanism is a sasl.Mechanism that reads the password at every
 // handshake and builds the stock mechanism from it, because the stock ones
 // keep the password they were created with. It also records whether the
 // exchanges complete, because a broker may refuse credentials by closing the
@@ -232,9 +232,8 @@ func (s *trackedSession) Next(ctx context.Context, challenge []byte) (bool, []by
 // exchangeTracker stores since when SASL exchanges have been started without
 // one completing.
 type exchangeTracker struct {
-	mu             sync.Mutex
-	pendingSince   time.Time // zero when the last exchange completed
-	lastCompletion time.Time
+	mu           sync.Mutex
+	pendingSince time.Time // zero when the last exchange completed
 }
 
 func (t *exchangeTracker) started(now time.Time) {
@@ -249,7 +248,6 @@ func (t *exchangeTracker) completed() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.pendingSince = time.Time{}
-	t.lastCompletion = time.Now()
 }
 
 func (t *exchangeTracker) pending() (time.Time, bool) {
@@ -310,7 +308,7 @@ func TransportFor(dialer *kafka.Dialer) *kafka.Transport {
 	return transport
 }
 
-// AuthError is a connection the broker refused to authenticate.
+// AuthError is a connection whose SASL credentials the broker rejected.
 type AuthError struct {
 	Mechanism string
 	Username  string
@@ -326,7 +324,7 @@ func (e *AuthError) Unwrap() error { return e.Err }
 
 // Explain returns err as an *AuthError when it is a SASL authentication
 // failure, or an end of connection while a SASL exchange has not completed,
-// which is how some brokers refuse credentials. Other errors are returned
+// which is how some brokers reject credentials. Other errors are returned
 // unchanged.
 func (s *Security) Explain(err error) error {
 	if err == nil || s == nil || s.mechanism == nil {
@@ -348,7 +346,7 @@ func (s *Security) Explain(err error) error {
 
 // AuthFailing reports whether SASL exchanges have been started and none has
 // completed for longer than a handshake may take, and if so names the
-// mechanism and user. A broker that refuses the credentials looks like this.
+// mechanism and user. A broker that rejects the credentials looks like this.
 func (s *Security) AuthFailing(now time.Time) (bool, string) {
 	if s == nil || s.mechanism == nil {
 		return false, ""
