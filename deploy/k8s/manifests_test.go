@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -41,6 +42,8 @@ type manifests struct {
 	users           []KafkaUser
 	scaledObjects   []ScaledObject
 	triggerAuths    []TriggerAuthentication
+	podMonitors     []PodMonitor
+	rules           []PrometheusRule
 }
 
 // build runs kustomize on dir and decodes every object strictly: an unknown
@@ -82,6 +85,10 @@ func build(t *testing.T, dir string) *manifests {
 			target = appendNew(&m.scaledObjects)
 		case "keda.sh/v1alpha1/TriggerAuthentication":
 			target = appendNew(&m.triggerAuths)
+		case "monitoring.coreos.com/v1/PodMonitor":
+			target = appendNew(&m.podMonitors)
+		case "monitoring.coreos.com/v1/PrometheusRule":
+			target = appendNew(&m.rules)
 		default:
 			t.Fatalf("%s: unexpected kind %s of %s", dir, kind, resource.GetName())
 		}
@@ -157,6 +164,45 @@ func TestProdRunsStagesApart(t *testing.T) {
 			checkBudget(t, m, deployment)
 		default:
 			t.Errorf("Deployment %s runs STAGES=%q, want one stage", deployment.Name, stages)
+		}
+	}
+}
+
+func TestProdIsMonitored(t *testing.T) {
+	m := build(t, "overlays/prod")
+	if len(m.podMonitors) != 1 || len(m.rules) != 1 {
+		t.Fatalf("%d PodMonitors and %d PrometheusRules, want 1 of each", len(m.podMonitors), len(m.rules))
+	}
+
+	monitor := m.podMonitors[0]
+	for _, deployment := range m.deployments {
+		for key, value := range monitor.Spec.Selector.MatchLabels {
+			if deployment.Spec.Template.Labels[key] != value {
+				t.Errorf("PodMonitor does not select the pods of %s: label %s", deployment.Name, key)
+			}
+		}
+	}
+	if len(monitor.Spec.PodMetricsEndpoints) != 1 || monitor.Spec.PodMetricsEndpoints[0].Port != "metrics" {
+		t.Error("PodMonitor does not scrape the metrics port")
+	}
+
+	// Every connector metric an alert uses is one the README documents,
+	// whose table the connector tests keep true.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricName := regexp.MustCompile(`cybereason_connector_([a-z_]+)`)
+	for _, group := range m.rules[0].Spec.Groups {
+		for _, rule := range group.Rules {
+			if rule.Alert == "" || rule.Labels["severity"] == "" || rule.Annotations["summary"] == "" {
+				t.Errorf("rule %q lacks a name, a severity or a summary", rule.Alert)
+			}
+			for _, match := range metricName.FindAllStringSubmatch(rule.Expr, -1) {
+				if !strings.Contains(string(readme), "| `"+match[1]+"`") {
+					t.Errorf("alert %s uses %s, which README.md does not list", rule.Alert, match[0])
+				}
+			}
 		}
 	}
 }
