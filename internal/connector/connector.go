@@ -74,6 +74,9 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Kafka.SASL.Mechanism == kafkaconn.MechanismPlain && security.TLS() == nil {
+		logger.Warn("KAFKA_SASL_MECHANISM is PLAIN without TLS, so the Kafka password crosses the network in clear text; set KAFKA_TLS=true or use SCRAM")
+	}
 
 	// Dedupe writes each output to the partition with the number of its
 	// input partition. Every other message is partitioned by key.
