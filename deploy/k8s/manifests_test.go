@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,6 +223,12 @@ func TestDevRunsEveryStageInOnePod(t *testing.T) {
 	}
 	if len(m.budgets) != 0 {
 		t.Errorf("%d PodDisruptionBudgets left for Deployments that do not exist", len(m.budgets))
+	}
+	for _, topic := range m.topics {
+		if topic.Spec.Replicas != 1 || topic.Spec.Config["min.insync.replicas"] != "1" {
+			t.Errorf("KafkaTopic %s: %d replicas, min.insync.replicas %s; want 1 and 1 on a single broker",
+				topic.Name(), topic.Spec.Replicas, topic.Spec.Config["min.insync.replicas"])
+		}
 	}
 }
 
@@ -537,6 +544,10 @@ func checkTopics(t *testing.T, m *manifests) {
 		}
 		if topic.Spec.Partitions < 1 || topic.Spec.Replicas < 1 {
 			t.Errorf("KafkaTopic %s: partitions %d and replicas %d must be set", topic.Name(), topic.Spec.Partitions, topic.Spec.Replicas)
+		}
+		if minISR, err := strconv.Atoi(topic.Spec.Config["min.insync.replicas"]); err != nil || minISR > int(topic.Spec.Replicas) {
+			t.Errorf("KafkaTopic %s: min.insync.replicas %q is not a count up to its %d replicas, so acks=all writes would fail",
+				topic.Name(), topic.Spec.Config["min.insync.replicas"], topic.Spec.Replicas)
 		}
 		if topic.Labels["strimzi.io/cluster"] == "" {
 			t.Errorf("KafkaTopic %s: no strimzi.io/cluster label", topic.Name())
