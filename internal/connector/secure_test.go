@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/pbkdf2"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/oversoc/cybereason-connector/internal/connector"
 	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
 	"github.com/oversoc/cybereason-connector/internal/kafkaconn"
+	"github.com/oversoc/cybereason-connector/internal/kafkaconn/kafkaconntest"
 	"github.com/oversoc/cybereason-connector/internal/kafkaread"
 	"github.com/oversoc/cybereason-connector/internal/kafkatest"
 	"github.com/oversoc/cybereason-connector/pipeline/enrich"
@@ -32,14 +34,21 @@ const (
 
 // saslConfig returns the configuration of every stage against console and a
 // broker that requires SCRAM-SHA-512, with the Kafka password read from a
-// file holding password.
-func saslConfig(t *testing.T, consoleURL, password string) *config.Config {
+// file holding password. With pki set, the broker also requires TLS, and the
+// configuration trusts pki's CA and sends its client certificate.
+func saslConfig(t *testing.T, consoleURL, password string, pki *kafkaconntest.PKI) *config.Config {
 	t.Helper()
 	cfg := testConfigWithoutBroker(consoleURL, cybereasontest.DefaultPassword)
-	broker := startBroker(t, embeddedkafka.Config{
+	brokerConfig := embeddedkafka.Config{
 		Topics: testTopicSpecs(cfg.Kafka.Topics, 2),
 		Users:  []embeddedkafka.User{{Mechanism: kafkaconn.MechanismScramSHA512, Name: kafkaUser, Password: kafkaPassword}},
-	})
+	}
+	if pki != nil {
+		brokerConfig.TLS = pki.Broker.Clone()
+		brokerConfig.TLS.ClientAuth = tls.RequireAndVerifyClientCert
+		cfg.Kafka.CAFile, cfg.Kafka.CertFile, cfg.Kafka.KeyFile = pki.CAFile, pki.ClientCertFile, pki.ClientKeyFile
+	}
+	broker := startBroker(t, brokerConfig)
 	t.Cleanup(broker.Close)
 
 	path := filepath.Join(t.TempDir(), "kafka-password")
@@ -51,10 +60,14 @@ func saslConfig(t *testing.T, consoleURL, password string) *config.Config {
 	return cfg
 }
 
-// readSASL reads every message of topic as kafkaUser.
-func readSASL(t *testing.T, brokers []string, topic string) []kafka.Message {
+// readSASL reads every message of topic as kafkaUser, over mutual TLS when
+// cfg sets a CA file.
+func readSASL(t *testing.T, cfg *config.Config, topic string) []kafka.Message {
 	t.Helper()
 	security, err := kafkaconn.New(kafkaconn.Config{
+		CAFile:    cfg.Kafka.CAFile,
+		CertFile:  cfg.Kafka.CertFile,
+		KeyFile:   cfg.Kafka.KeyFile,
 		Mechanism: kafkaconn.MechanismScramSHA512,
 		Username:  kafkaUser,
 		Password:  func() (string, error) { return kafkaPassword, nil },
@@ -66,7 +79,7 @@ func readSASL(t *testing.T, brokers []string, topic string) []kafka.Message {
 	defer cancel()
 
 	var msgs []kafka.Message
-	err = kafkaread.ScanWithDialer(ctx, security.Dialer(), brokers, topic, func(msg kafka.Message) error {
+	err = kafkaread.ScanWithDialer(ctx, security.Dialer(), cfg.Kafka.Brokers, topic, func(msg kafka.Message) error {
 		msgs = append(msgs, msg)
 		return nil
 	})
@@ -76,14 +89,14 @@ func readSASL(t *testing.T, brokers []string, topic string) []kafka.Message {
 	return msgs
 }
 
-// TestRunOverSASLSCRAM runs every stage against a broker that requires
-// SCRAM-SHA-512: the writer, the readers and consumer groups, the dedupe
-// restore, the checkpoint store and the topic check all authenticate.
-func TestRunOverSASLSCRAM(t *testing.T) {
+// TestRunOverTLSAndSCRAM runs every stage against a broker that requires
+// mutual TLS and SCRAM-SHA-512: the writer, the readers and consumer groups,
+// the dedupe restore, the checkpoint store and the topic check all connect.
+func TestRunOverTLSAndSCRAM(t *testing.T) {
 	tenant := cybereasontest.GenerateTenant(5, 40, 4, time.Now())
 	console := cybereasontest.NewServer(tenant, cybereasontest.Options{})
 	defer console.Close()
-	cfg := saslConfig(t, console.URL, kafkaPassword)
+	cfg := saslConfig(t, console.URL, kafkaPassword, kafkaconntest.NewPKI(t))
 
 	stages, err := connector.Build(cfg, connector.Options{ProductVersion: "test"}, nil)
 	if err != nil {
@@ -94,8 +107,8 @@ func TestRunOverSASLSCRAM(t *testing.T) {
 	go func() { done <- stages.Run(ctx, cfg.ShutdownTimeout) }()
 
 	kafkatest.WaitFor(t, func() bool {
-		return len(readSASL(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.Assets)) >= 40 &&
-			len(readSASL(t, cfg.Kafka.Brokers, cfg.Kafka.Topics.State)) >= 2
+		return len(readSASL(t, cfg, cfg.Kafka.Topics.Assets)) >= 40 &&
+			len(readSASL(t, cfg, cfg.Kafka.Topics.State)) >= 2
 	})
 	kafkatest.WaitFor(t, func() bool { ready, _ := stages.Ready(); return ready })
 	cancel()
@@ -111,7 +124,7 @@ func TestRunOverSASLSCRAM(t *testing.T) {
 
 func TestRunReportsWrongKafkaPassword(t *testing.T) {
 	const wrong = "an old kafka password"
-	cfg := saslConfig(t, "http://127.0.0.1:1", wrong)
+	cfg := saslConfig(t, "http://127.0.0.1:1", wrong, nil)
 	cfg.Stages = []string{config.StageEnrich, config.StageDedupe}
 
 	stages, err := connector.Build(cfg, connector.Options{}, nil)
