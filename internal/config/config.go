@@ -100,6 +100,18 @@ type Kafka struct {
 	// DedupeResyncInterval is how often dedupe republishes an unchanged
 	// entity, so consumers see it is still there; 0 never does. Default: 24h.
 	DedupeResyncInterval time.Duration `env:"DEDUPE_RESYNC_INTERVAL, default=24h"`
+
+	// GroupSessionTimeout is the consumer group session timeout of enrich
+	// and dedupe: a member that sent no heartbeat for this long is removed,
+	// and its partitions go to the other members. After a crash, a restarted
+	// instance waits up to this long for its old member to be removed. The
+	// broker rejects a value outside its group.min.session.timeout.ms and
+	// group.max.session.timeout.ms (6s and 30m by default). Default: 30s.
+	GroupSessionTimeout time.Duration `env:"GROUP_SESSION_TIMEOUT, default=30s"`
+
+	// GroupRebalanceTimeout is how long a rebalance waits for every member
+	// to finish its batch in flight and join again. Default: 30s.
+	GroupRebalanceTimeout time.Duration `env:"GROUP_REBALANCE_TIMEOUT, default=30s"`
 }
 
 // Topics names every topic the connector reads or writes.
@@ -275,6 +287,14 @@ func (c *Config) validate() []string {
 		if value <= 0 {
 			add("%s: must be positive, got %s", name, value)
 		}
+	}
+	// The heartbeat interval is a third of the session timeout, at most
+	// 3s, and kafka-go counts it in whole milliseconds.
+	if c.Kafka.GroupSessionTimeout < time.Second {
+		add("KAFKA_GROUP_SESSION_TIMEOUT: must be at least 1s, got %s", c.Kafka.GroupSessionTimeout)
+	}
+	if c.Kafka.GroupRebalanceTimeout < time.Second {
+		add("KAFKA_GROUP_REBALANCE_TIMEOUT: must be at least 1s, got %s", c.Kafka.GroupRebalanceTimeout)
 	}
 	if c.Kafka.DedupeResyncInterval < 0 {
 		add("KAFKA_DEDUPE_RESYNC_INTERVAL: must not be negative, got %s", c.Kafka.DedupeResyncInterval)
