@@ -72,7 +72,8 @@ func (cfg *RunnerConfig) setDefaults() {
 	setDefault(&cfg.BatchWait, DefaultBatchWait)
 	setDefault(&cfg.MaxWait, DefaultMaxWait)
 	setDefault(&cfg.SessionTimeout, DefaultSessionTimeout)
-	// Kafka's clients send at least three heartbeats per session timeout.
+	// Kafka's consumer documentation sets heartbeat.interval.ms to at most
+	// a third of session.timeout.ms.
 	setDefault(&cfg.HeartbeatInterval, min(DefaultHeartbeatInterval, cfg.SessionTimeout/3))
 	setDefault(&cfg.RebalanceTimeout, DefaultRebalanceTimeout)
 	setDefault(&cfg.CommitTimeout, DefaultCommitTimeout)

@@ -288,8 +288,8 @@ func (c *Config) validate() []string {
 			add("%s: must be positive, got %s", name, value)
 		}
 	}
-	// The heartbeat interval is a third of the session timeout, at most
-	// 3s, and kafka-go counts it in whole milliseconds.
+	// The heartbeat interval is a third of the session timeout, so a
+	// shorter session would only load the broker with heartbeats.
 	if c.Kafka.GroupSessionTimeout < time.Second {
 		add("KAFKA_GROUP_SESSION_TIMEOUT: must be at least 1s, got %s", c.Kafka.GroupSessionTimeout)
 	}
