@@ -682,3 +682,47 @@ func TestCollectMalopsDeadLettersUnreadableMalop(t *testing.T) {
 		t.Errorf("dead letter value %s, want the object as returned", letters[0].Value)
 	}
 }
+
+// oneLargeInvalidMalop is the real client, except that the MalOp management
+// API adds a MalOp the client could not read, and that is larger than the
+// broker accepts.
+type oneLargeInvalidMalop struct{ source.Client }
+
+func (c oneLargeInvalidMalop) MalopsV2(ctx context.Context, from, to time.Time) ([]cybereason.Malop, error) {
+	malops, err := c.Client.MalopsV2(ctx, from, to)
+	raw := `{"guid":"broken","lastUpdateTime":"soon","description":"` + strings.Repeat("x", sink.DefaultBatchBytes) + `"}`
+	bad := cybereason.Malop{Raw: []byte(raw), Invalid: errors.New("MalOp broken: lastUpdateTime is not a number")}
+	return append(malops, bad), err
+}
+
+func TestCollectMalopsDeadLettersLargeUnreadableMalop(t *testing.T) {
+	r := newRig(t, 10, 3, cybereasontest.Options{})
+	stage := r.stage(t, r.config(), oneLargeInvalidMalop{Client: r.client})
+
+	report, err := stage.CollectMalops(context.Background())
+	if err != nil {
+		t.Fatalf("CollectMalops: %v", err)
+	}
+	assertCursorIsNewestUpdate(t, r.tenant.Malops(), report.Cursor)
+
+	if got := len(kafkatest.ReadAll(t, r.brokers, malopsTopic)); got != 3 {
+		t.Errorf("%d MalOps published, want the 3 readable ones", got)
+	}
+	letters := kafkatest.ReadAll(t, r.brokers, malopsTopic+".dlq")
+	if len(letters) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(letters))
+	}
+	if len(letters[0].Value) != 0 {
+		t.Errorf("dead letter has a %d-byte value, want none", len(letters[0].Value))
+	}
+	reason, _ := sink.HeaderValue(letters[0].Headers, "dlq_error")
+	if !strings.Contains(reason, "lastUpdateTime is not a number") {
+		t.Errorf("dead letter reason %q does not say what was wrong with the object", reason)
+	}
+	if !strings.Contains(reason, "value omitted") || !strings.Contains(reason, "limit") {
+		t.Errorf("dead letter reason %q does not say why the value is missing", reason)
+	}
+	if topic, _ := sink.HeaderValue(letters[0].Headers, "dlq_topic"); topic != malopsTopic {
+		t.Errorf("dead letter dlq_topic %q, want %q", topic, malopsTopic)
+	}
+}
