@@ -198,8 +198,9 @@ func connectorEnv(consoleURL string, brokers []string) []string {
 
 // connectorProcess is a running cybereason-connector.
 type connectorProcess struct {
-	cmd    *exec.Cmd
-	name   string
+	cmd     *exec.Cmd
+	name    string
+	logPath string // standard output and error
 	exited chan struct{}
 	err    error // set when exited is closed
 }
@@ -210,13 +211,13 @@ func startConnector(t *testing.T, path string, env []string, name string) *conne
 	t.Helper()
 	cmd := exec.Command(path, "run")
 	cmd.Env = env
-	cmd.Stdout = logFile(t, "connector-"+name+".log")
-	cmd.Stderr = cmd.Stdout
+	log := logFile(t, "connector-"+name+".log")
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s connector: %v", name, err)
 	}
 
-	p := &connectorProcess{cmd: cmd, name: name, exited: make(chan struct{})}
+	p := &connectorProcess{cmd: cmd, name: name, logPath: log.Name(), exited: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.exited)
