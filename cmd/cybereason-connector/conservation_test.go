@@ -33,10 +33,10 @@ const (
 // fake console and a broker in the test process, and kills it with SIGKILL
 // at a random point of each round: during the sensor inventory, or while
 // enrich and dedupe publish. The console's tenant changes between rounds.
-// A last run that is stopped with SIGTERM once it has collected every feed
-// and caught up must leave on the final topics the latest state of every
-// entity, no (key, ce_id) pair twice, no content of a key twice in a row,
-// and no dead letter.
+// A last run collects every feed, catches up and is stopped with SIGTERM.
+// The final topics must then hold the latest state of every entity, with
+// no (key, ce_id) pair twice and no content of a key twice in a row, and
+// the dead-letter topics must be empty.
 func TestConservationUnderRepeatedKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the connector and runs several sensor inventories of at least 6s each; skipped with -short")
@@ -102,9 +102,9 @@ func waitForKillPoint(t *testing.T, broker *embeddedkafka.Broker, rng *rand.Rand
 }
 
 // checkFinalTopic checks every key of the final topic against the
-// observations that dedupe read: the last record of a key has the content
-// of the key's last observation, no (key, ce_id) pair appears twice, and no
-// key has the same content twice in a row.
+// observations that dedupe read. The last record of a key must have the
+// content of the key's last observation. No (key, ce_id) pair may appear
+// twice, and no key may have the same content twice in a row.
 func checkFinalTopic(t *testing.T, brokers []string, normalizedTopic, finalTopic string, kind schemas.Kind) {
 	t.Helper()
 	latest := lastContents(t, brokers, normalizedTopic, kind)
