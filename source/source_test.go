@@ -726,3 +726,32 @@ func TestCollectMalopsDeadLettersLargeUnreadableMalop(t *testing.T) {
 		t.Errorf("dead letter dlq_topic %q, want %q", topic, malopsTopic)
 	}
 }
+
+func TestRunStopsInventoryWhenStopped(t *testing.T) {
+	// Ten pages of 200ms each: the stop comes after the first page.
+	r := newRig(t, 1000, 0, cybereasontest.Options{PageDelay: 200 * time.Millisecond})
+	cfg := r.config()
+	cfg.Feeds = []string{source.FeedSensors}
+	stage := r.stage(t, cfg, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(ctx, 10*time.Second) }()
+	kafkatest.WaitFor(t, func() bool { return len(r.console.Stats().SensorPages) >= 1 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after the stop: %v, want nil", err)
+		}
+	case <-time.After(kafkatest.Timeout):
+		t.Fatal("Run did not return after the stop")
+	}
+
+	if pages := len(r.console.Stats().SensorPages); pages >= 10 {
+		t.Errorf("console served %d sensors pages, want the inventory stopped before its 10th", pages)
+	}
+	if stats := stage.Stats(); stats.Inventories != 0 {
+		t.Errorf("%d inventories complete after a stop in the first one, want 0", stats.Inventories)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/oversoc/cybereason-connector/internal/config"
 	"github.com/oversoc/cybereason-connector/internal/connector"
 	"github.com/oversoc/cybereason-connector/internal/kafkatest"
+	"github.com/oversoc/cybereason-connector/pipeline"
 	"github.com/oversoc/cybereason-connector/source"
 	"github.com/oversoc/cybereason-connector/source/cybereason/cybereasontest"
 )
@@ -82,6 +83,10 @@ func TestRestartRereadsOnlyOverlap(t *testing.T) {
 	}
 }
 
+// cycleTimeout only guards against a hung test. A cycle takes seconds, and
+// the group joins of a start can wait up to the 30s default session timeout.
+const cycleTimeout = 3 * time.Minute
+
 // cycleResult is what one start of the connector did.
 type cycleResult struct {
 	source         source.Stats
@@ -89,7 +94,7 @@ type cycleResult struct {
 }
 
 // runCycle builds and runs every stage until the source's stats satisfy
-// done and enrich and dedupe have consumed everything the source added,
+// done and enrich and dedupe have committed everything the source added,
 // then stops them cleanly.
 func runCycle(t *testing.T, cfg *config.Config, done func(source.Stats) bool) cycleResult {
 	t.Helper()
@@ -97,7 +102,6 @@ func runCycle(t *testing.T, cfg *config.Config, done func(source.Stats) bool) cy
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}
-	start := topicCounts(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	finished := make(chan error, 1)
 	go func() { finished <- stages.Run(ctx, cfg.ShutdownTimeout) }()
@@ -107,22 +111,23 @@ func runCycle(t *testing.T, cfg *config.Config, done func(source.Stats) bool) cy
 	})
 	defer stopRun()
 
+	// Once the source has published, enrich has caught up when its group
+	// committed every raw record but policies, and then dedupe has when its
+	// group committed every normalized record. A rebalance can make a
+	// runner consume a batch twice, so its counters are no measure.
 	topics := cfg.Kafka.Topics
-	kafkatest.WaitFor(t, func() bool {
-		if !done(stages.Source.Stats()) {
-			return false
+	raw := []string{topics.RawSensors, topics.RawMalops, topics.RawMalware}
+	normalized := []string{topics.NormalizedAssets, topics.NormalizedFindings}
+	deadline := time.Now().Add(cycleTimeout)
+	for !done(stages.Source.Stats()) ||
+		groupLag(t, cfg.Kafka.Brokers, cfg.Kafka.EnrichGroup, raw) != 0 ||
+		groupLag(t, cfg.Kafka.Brokers, cfg.Kafka.DedupeGroup, normalized) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cycle did not complete within %s: source %+v, enrich %+v, dedupe %+v",
+				cycleTimeout, stages.Source.Stats(), stages.EnrichRunner.Stats(), stages.DedupeRunner.Stats())
 		}
-		// Enrich consumes the raw topics but policies, and dedupe the
-		// normalized topics. Both Consumed counters grow before a batch
-		// is published; the clean stop finishes that batch.
-		now := topicCounts(t, cfg)
-		raw := now[topics.RawSensors] + now[topics.RawMalops] + now[topics.RawMalware] -
-			start[topics.RawSensors] - start[topics.RawMalops] - start[topics.RawMalware]
-		normalized := now[topics.NormalizedAssets] + now[topics.NormalizedFindings] -
-			start[topics.NormalizedAssets] - start[topics.NormalizedFindings]
-		enrich, dedupe := stages.EnrichRunner.Stats(), stages.DedupeRunner.Stats()
-		return enrich.Consumed == int64(raw) && enrich.Produced == int64(normalized) && dedupe.Consumed == int64(normalized)
-	})
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := stopRun(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -179,4 +184,17 @@ func overlapOfNewest(t *testing.T, times []int64, n int) (time.Duration, int) {
 	}
 	t.Fatalf("no overlap leaves out an item among %d times", len(times))
 	return 0, 0
+}
+
+// groupLag returns the count of messages of topics that groupID has not
+// committed, or -1 when it cannot be read yet.
+func groupLag(t *testing.T, brokers []string, groupID string, topics []string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), kafkatest.Timeout)
+	defer cancel()
+	lag, err := pipeline.GroupLag(ctx, brokers, groupID, topics)
+	if err != nil {
+		return -1
+	}
+	return lag
 }
