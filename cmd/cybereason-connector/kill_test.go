@@ -289,7 +289,7 @@ func logTail(t *testing.T, path string) {
 	t.Logf("last lines of %s:\n%s", filepath.Base(path), strings.Join(lines[max(0, len(lines)-40):], "\n"))
 }
 
-// waitUntil polls cond every 100ms until it returns true, and fails the test
+// waitUntil polls cond every 250ms until it returns true, and fails the test
 // when that takes longer than killDeadline.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -298,7 +298,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("waited %s for %s", killDeadline, what)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
