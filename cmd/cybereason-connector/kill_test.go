@@ -201,8 +201,8 @@ type connectorProcess struct {
 	cmd     *exec.Cmd
 	name    string
 	logPath string // standard output and error
-	exited chan struct{}
-	err    error // set when exited is closed
+	exited  chan struct{}
+	err     error // set when exited is closed
 }
 
 // startConnector starts `cybereason-connector run`, logging to a file named
