@@ -43,7 +43,8 @@ type RunnerConfig struct {
 	// MaxWait is the longest a fetch request waits on the broker for data.
 	MaxWait time.Duration
 	// SessionTimeout, HeartbeatInterval and RebalanceTimeout are the
-	// consumer group settings of the same names.
+	// consumer group settings of the same names. HeartbeatInterval defaults
+	// to a third of SessionTimeout, at most DefaultHeartbeatInterval.
 	SessionTimeout, HeartbeatInterval, RebalanceTimeout time.Duration
 	// CommitTimeout bounds an offset commit. A commit runs to the end even
 	// when Run's ctx ends, so that a clean stop leaves nothing to consume again.
@@ -71,7 +72,9 @@ func (cfg *RunnerConfig) setDefaults() {
 	setDefault(&cfg.BatchWait, DefaultBatchWait)
 	setDefault(&cfg.MaxWait, DefaultMaxWait)
 	setDefault(&cfg.SessionTimeout, DefaultSessionTimeout)
-	setDefault(&cfg.HeartbeatInterval, DefaultHeartbeatInterval)
+	// Kafka's consumer documentation sets heartbeat.interval.ms to at most
+	// a third of session.timeout.ms.
+	setDefault(&cfg.HeartbeatInterval, min(DefaultHeartbeatInterval, cfg.SessionTimeout/3))
 	setDefault(&cfg.RebalanceTimeout, DefaultRebalanceTimeout)
 	setDefault(&cfg.CommitTimeout, DefaultCommitTimeout)
 	setDefault(&cfg.DrainTimeout, DefaultDrainTimeout)

@@ -599,3 +599,20 @@ func TestNewRunnerRequiresProcessorAndPublisher(t *testing.T) {
 		t.Errorf("NewRunner error %v, want processor and publisher named", err)
 	}
 }
+
+// TestNewRunnerAcceptsShortSessionTimeout sets only a session timeout
+// shorter than the default heartbeat interval, as KAFKA_GROUP_SESSION_TIMEOUT
+// may. The heartbeat interval must follow it instead of failing the check
+// that it is shorter.
+func TestNewRunnerAcceptsShortSessionTimeout(t *testing.T) {
+	for _, mode := range runnerModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := mode.config([]string{"127.0.0.1:9092"})
+			cfg.SessionTimeout, cfg.HeartbeatInterval = time.Second, 0
+
+			if _, err := pipeline.NewRunner(cfg, &upper{}, failingPublisher{}, nil); err != nil {
+				t.Errorf("NewRunner with a 1s session timeout: %v", err)
+			}
+		})
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/segmentio/kafka-go"
 
@@ -14,8 +16,10 @@ import (
 // publish writes msgs. A message the broker can never accept as it is, such
 // as one that is too large, goes to its topic's dead-letter topic instead, so
 // one bad vendor object cannot hold back the rest of its feed. A dead letter
-// for a message that was too large carries no value. publish returns nil only
-// when every message is on its topic or its dead-letter topic.
+// for a message that was too large carries no value, and neither does a dead
+// letter in msgs that is too large itself, such as an unreadable object over
+// the limit. publish returns nil only when every message is on its topic or
+// its dead-letter topic.
 func (s *Stage) publish(ctx context.Context, msgs []kafka.Message) error {
 	err := s.publisher.Write(ctx, msgs...)
 	var rejected *sink.RejectedError
@@ -29,9 +33,21 @@ func (s *Stage) publish(ctx context.Context, msgs []kafka.Message) error {
 		if failure.Index < 0 || failure.Index >= len(msgs) {
 			return fmt.Errorf("publisher rejected message %d of %d: %w", failure.Index, len(msgs), failure)
 		}
+		msg := msgs[failure.Index]
+		if strings.HasSuffix(msg.Topic, pipeline.DeadLetterSuffix) {
+			// The message is already a dead letter, which has no dead-letter
+			// topic of its own.
+			if !errors.Is(failure.Err, kafka.MessageSizeTooLarge) {
+				return fmt.Errorf("publish dead letter to %s: %w", msg.Topic, failure)
+			}
+			s.logger.Error("dead letter too large; sending it without the object",
+				"topic", msg.Topic, "key", string(msg.Key), "error", failure)
+			letters = append(letters, withoutValue(msg, failure))
+			continue
+		}
 		s.logger.Error("publisher rejected a raw event; sending it to the dead-letter topic",
 			"topic", failure.Topic, "key", string(failure.Key), "error", failure)
-		letters = append(letters, deadLetter(msgs[failure.Index], failure))
+		letters = append(letters, deadLetter(msg, failure))
 	}
 
 	if err := s.publisher.Write(ctx, letters...); err != nil {
@@ -75,4 +91,18 @@ func deadLetter(msg kafka.Message, failure *sink.MessageError) kafka.Message {
 		value = nil
 	}
 	return kafka.Message{Topic: msg.Topic + pipeline.DeadLetterSuffix, Key: msg.Key, Value: value, Headers: headers}
+}
+
+// withoutValue returns letter, a dead letter that was too large, without its
+// value and with the reason added to its dlq_error header.
+func withoutValue(letter kafka.Message, failure *sink.MessageError) kafka.Message {
+	headers := slices.Clone(letter.Headers)
+	for i := range headers {
+		if headers[i].Key == pipeline.HeaderDLQError {
+			headers[i].Value = fmt.Appendf(nil, "%s; value omitted: %v", headers[i].Value, failure.Err)
+		}
+	}
+	letter.Value = nil
+	letter.Headers = headers
+	return letter
 }

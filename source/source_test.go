@@ -682,3 +682,76 @@ func TestCollectMalopsDeadLettersUnreadableMalop(t *testing.T) {
 		t.Errorf("dead letter value %s, want the object as returned", letters[0].Value)
 	}
 }
+
+// oneLargeInvalidMalop is the real client, except that the MalOp management
+// API adds a MalOp the client could not read, and that is larger than the
+// broker accepts.
+type oneLargeInvalidMalop struct{ source.Client }
+
+func (c oneLargeInvalidMalop) MalopsV2(ctx context.Context, from, to time.Time) ([]cybereason.Malop, error) {
+	malops, err := c.Client.MalopsV2(ctx, from, to)
+	raw := `{"guid":"broken","lastUpdateTime":"soon","description":"` + strings.Repeat("x", sink.DefaultBatchBytes) + `"}`
+	bad := cybereason.Malop{Raw: []byte(raw), Invalid: errors.New("MalOp broken: lastUpdateTime is not a number")}
+	return append(malops, bad), err
+}
+
+func TestCollectMalopsDeadLettersLargeUnreadableMalop(t *testing.T) {
+	r := newRig(t, 10, 3, cybereasontest.Options{})
+	stage := r.stage(t, r.config(), oneLargeInvalidMalop{Client: r.client})
+
+	report, err := stage.CollectMalops(context.Background())
+	if err != nil {
+		t.Fatalf("CollectMalops: %v", err)
+	}
+	assertCursorIsNewestUpdate(t, r.tenant.Malops(), report.Cursor)
+
+	if got := len(kafkatest.ReadAll(t, r.brokers, malopsTopic)); got != 3 {
+		t.Errorf("%d MalOps published, want the 3 readable ones", got)
+	}
+	letters := kafkatest.ReadAll(t, r.brokers, malopsTopic+".dlq")
+	if len(letters) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(letters))
+	}
+	if len(letters[0].Value) != 0 {
+		t.Errorf("dead letter has a %d-byte value, want none", len(letters[0].Value))
+	}
+	reason, _ := sink.HeaderValue(letters[0].Headers, "dlq_error")
+	if !strings.Contains(reason, "lastUpdateTime is not a number") {
+		t.Errorf("dead letter reason %q does not say what was wrong with the object", reason)
+	}
+	if !strings.Contains(reason, "value omitted") || !strings.Contains(reason, "limit") {
+		t.Errorf("dead letter reason %q does not say why the value is missing", reason)
+	}
+	if topic, _ := sink.HeaderValue(letters[0].Headers, "dlq_topic"); topic != malopsTopic {
+		t.Errorf("dead letter dlq_topic %q, want %q", topic, malopsTopic)
+	}
+}
+
+func TestRunStopsInventoryWhenStopped(t *testing.T) {
+	// Ten pages of 200ms each: the stop comes after the first page.
+	r := newRig(t, 1000, 0, cybereasontest.Options{PageDelay: 200 * time.Millisecond})
+	cfg := r.config()
+	cfg.Feeds = []string{source.FeedSensors}
+	stage := r.stage(t, cfg, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(ctx, 10*time.Second) }()
+	kafkatest.WaitFor(t, func() bool { return len(r.console.Stats().SensorPages) >= 1 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after the stop: %v, want nil", err)
+		}
+	case <-time.After(kafkatest.Timeout):
+		t.Fatal("Run did not return after the stop")
+	}
+
+	if pages := len(r.console.Stats().SensorPages); pages >= 10 {
+		t.Errorf("console served %d sensors pages, want the inventory stopped before its 10th", pages)
+	}
+	if stats := stage.Stats(); stats.Inventories != 0 {
+		t.Errorf("%d inventories complete after a stop in the first one, want 0", stats.Inventories)
+	}
+}

@@ -111,6 +111,18 @@ type Kafka struct {
 	// DedupeResyncInterval is how often dedupe republishes an unchanged
 	// entity, so consumers see it is still there; 0 never does. Default: 24h.
 	DedupeResyncInterval time.Duration `env:"DEDUPE_RESYNC_INTERVAL, default=24h"`
+
+	// GroupSessionTimeout is the consumer group session timeout of enrich
+	// and dedupe: a member that sent no heartbeat for this long is removed,
+	// and its partitions go to the other members. After a crash, a restarted
+	// instance waits up to this long for its old member to be removed. The
+	// broker rejects a value outside its group.min.session.timeout.ms and
+	// group.max.session.timeout.ms (6s and 30m by default). Default: 30s.
+	GroupSessionTimeout time.Duration `env:"GROUP_SESSION_TIMEOUT, default=30s"`
+
+	// GroupRebalanceTimeout is how long a rebalance waits for every member
+	// to finish its batch in flight and join again. Default: 30s.
+	GroupRebalanceTimeout time.Duration `env:"GROUP_REBALANCE_TIMEOUT, default=30s"`
 }
 
 // SASL holds the Kafka SASL settings.
@@ -306,6 +318,14 @@ func (c *Config) validate() []string {
 		if value <= 0 {
 			add("%s: must be positive, got %s", name, value)
 		}
+	}
+	// The heartbeat interval is a third of the session timeout, so a
+	// shorter session would only load the broker with heartbeats.
+	if c.Kafka.GroupSessionTimeout < time.Second {
+		add("KAFKA_GROUP_SESSION_TIMEOUT: must be at least 1s, got %s", c.Kafka.GroupSessionTimeout)
+	}
+	if c.Kafka.GroupRebalanceTimeout < time.Second {
+		add("KAFKA_GROUP_REBALANCE_TIMEOUT: must be at least 1s, got %s", c.Kafka.GroupRebalanceTimeout)
 	}
 	if c.Kafka.DedupeResyncInterval < 0 {
 		add("KAFKA_DEDUPE_RESYNC_INTERVAL: must not be negative, got %s", c.Kafka.DedupeResyncInterval)

@@ -63,6 +63,8 @@ func TestLoadDefaults(t *testing.T) {
 		{"state topic", cfg.Kafka.Topics.State, "cybereason.connector.state"},
 		{"totp secret", cfg.Cybereason.TOTPSecret.IsSet(), false},
 		{"dedupe resync interval", cfg.Kafka.DedupeResyncInterval, 24 * time.Hour},
+		{"group session timeout", cfg.Kafka.GroupSessionTimeout, 30 * time.Second},
+		{"group rebalance timeout", cfg.Kafka.GroupRebalanceTimeout, 30 * time.Second},
 		{"stages", strings.Join(cfg.Stages, ","), "source,enrich,dedupe"},
 		{"log level", cfg.LogLevel, slog.LevelInfo},
 		{"log format", cfg.LogFormat, "auto"},
@@ -172,6 +174,8 @@ func TestLoadRejectsBadConsoleSettings(t *testing.T) {
 		{"CA file not PEM", map[string]string{"CYBEREASON_CA_FILE": "config_test.go"}, "CYBEREASON_CA_FILE: config_test.go contains no PEM certificate", ""},
 		{"TOTP secret not base32", map[string]string{"CYBEREASON_TOTP_SECRET": "not base32!!"}, "CYBEREASON_TOTP_SECRET: the secret is not base32", "not base32!!"},
 		{"feed listed twice", map[string]string{"SOURCE_FEEDS": "sensors,sensors"}, "SOURCE_FEEDS: a feed is listed twice", ""},
+		{"session timeout too short", map[string]string{"KAFKA_GROUP_SESSION_TIMEOUT": "500ms"}, "KAFKA_GROUP_SESSION_TIMEOUT: must be at least 1s, got 500ms", ""},
+		{"rebalance timeout zero", map[string]string{"KAFKA_GROUP_REBALANCE_TIMEOUT": "0s"}, "KAFKA_GROUP_REBALANCE_TIMEOUT: must be at least 1s, got 0s", ""},
 		{"details not a boolean", map[string]string{"SOURCE_MALOP_DETAILS": "maybe"}, `SOURCE_MALOP_DETAILS: invalid value "maybe"`, ""},
 	}
 	for _, tt := range tests {

@@ -192,12 +192,14 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 	}
 
 	runner, err := pipeline.NewRunner(pipeline.RunnerConfig{
-		Name:         config.StageEnrich,
-		Brokers:      cfg.Kafka.Brokers,
-		Dialer:       s.security.Dialer(),
-		GroupID:      cfg.Kafka.EnrichGroup,
-		Topics:       []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops, cfg.Kafka.Topics.RawMalware},
-		DrainTimeout: cfg.ShutdownTimeout,
+		Name:             config.StageEnrich,
+		Brokers:          cfg.Kafka.Brokers,
+		Dialer:           s.security.Dialer(),
+		GroupID:          cfg.Kafka.EnrichGroup,
+		SessionTimeout:   cfg.Kafka.GroupSessionTimeout,
+		RebalanceTimeout: cfg.Kafka.GroupRebalanceTimeout,
+		Topics:           []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops, cfg.Kafka.Topics.RawMalware},
+		DrainTimeout:     cfg.ShutdownTimeout,
 	}, stage, s.publisher, s.logger)
 	if err != nil {
 		return err
@@ -240,6 +242,8 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 		Brokers:          cfg.Kafka.Brokers,
 		Dialer:           s.security.Dialer(),
 		GroupID:          cfg.Kafka.DedupeGroup,
+		SessionTimeout:   cfg.Kafka.GroupSessionTimeout,
+		RebalanceTimeout: cfg.Kafka.GroupRebalanceTimeout,
 		Topics:           []string{cfg.Kafka.Topics.NormalizedAssets, cfg.Kafka.Topics.NormalizedFindings},
 		TrackAssignments: true,
 		StartCheck:       stage.CheckPartitions,

@@ -8,8 +8,9 @@ import (
 	"github.com/oversoc/cybereason-connector/internal/kafkaread"
 )
 
-// ReadAll returns every message of topic from the first offset up to the high
-// watermark at the time of the call, without a consumer group. Messages are
+// ReadAll returns every committed message of topic from the first offset up
+// to the last stable offset at the time of the call, without a consumer
+// group. Messages are
 // ordered by partition, then offset. It works with any Kafka cluster, but it
 // holds the whole topic in memory, so it suits demos and tests.
 func ReadAll(ctx context.Context, brokers []string, topic string) ([]kafka.Message, error) {

@@ -1,5 +1,5 @@
-// Package kafkaread reads a topic from its first offset up to its high
-// watermark without a consumer group. The source restores its checkpoints
+// Package kafkaread reads a topic from its first offset up to its last
+// stable offset without a consumer group. The source restores its checkpoints
 // from the compacted state topic this way, and the demo and the tests read
 // their results with it.
 package kafkaread
@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -16,13 +15,13 @@ import (
 )
 
 // Scan calls fn for every message of topic from the first offset up to the
-// high watermark taken at the start of the call, in partition order and then
-// offset order. Messages written after that are not read. An error from fn
+// last stable offset taken at the start of the call, in partition order and
+// then offset order. Without open transactions, the last stable offset is
+// the high watermark. Scan reads as a read_committed consumer (see
+// ReadCommitted), so it skips transaction markers and records of aborted
+// transactions, and it returns when a partition ends in such offsets.
+// Messages written after the call starts are not read. An error from fn
 // stops the scan and is returned as it is; every other error names the topic.
-//
-// NOTE: the last message before the high watermark must be a record a
-// consumer receives. A topic written by a transactional producer can end in a
-// control record, and Scan then waits until ctx ends.
 func Scan(ctx context.Context, brokers []string, topic string, fn func(kafka.Message) error) error {
 	return ScanWithDialer(ctx, nil, brokers, topic, fn)
 }
@@ -30,13 +29,18 @@ func Scan(ctx context.Context, brokers []string, topic string, fn func(kafka.Mes
 // ScanWithDialer is Scan with the TLS and SASL settings of dialer; a nil
 // dialer connects over plain TCP.
 func ScanWithDialer(ctx context.Context, dialer *kafka.Dialer, brokers []string, topic string, fn func(kafka.Message) error) error {
-	ranges, err := offsetRanges(ctx, dialer, brokers, topic)
+	transport := kafkaconn.TransportFor(dialer)
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
+
+	ranges, err := offsetRanges(ctx, client, topic)
 	if err != nil {
 		return fmt.Errorf("read topic %s: %w", topic, err)
 	}
 
+	fetcher := NewFetcher(client)
 	for _, r := range ranges {
-		if err := scanPartition(ctx, dialer, brokers, topic, r, fn); err != nil {
+		if err := scanPartition(ctx, fetcher, topic, r, fn); err != nil {
 			return err
 		}
 	}
@@ -49,11 +53,9 @@ type offsetRange struct {
 	first, end int64
 }
 
-func offsetRanges(ctx context.Context, dialer *kafka.Dialer, brokers []string, topic string) ([]offsetRange, error) {
-	transport := kafkaconn.TransportFor(dialer)
-	defer transport.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
-
+// offsetRanges returns the first offset and the last stable offset of every
+// partition of topic, sorted by partition.
+func offsetRanges(ctx context.Context, client *kafka.Client, topic string) ([]offsetRange, error) {
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("fetch metadata: %w", err)
@@ -69,7 +71,10 @@ func offsetRanges(ctx context.Context, dialer *kafka.Dialer, brokers []string, t
 	for _, p := range meta.Topics[0].Partitions {
 		requests = append(requests, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
 	}
-	offsets, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: requests}})
+	offsets, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+		Topics:         map[string][]kafka.OffsetRequest{topic: requests},
+		IsolationLevel: kafka.ReadCommitted,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list offsets: %w", err)
 	}
@@ -85,35 +90,18 @@ func offsetRanges(ctx context.Context, dialer *kafka.Dialer, brokers []string, t
 	return ranges, nil
 }
 
-// scanPartition reads one partition's range. The offsets of a compacted
-// partition have gaps, so the loop ends at the first message at or past the
-// last offset of the range rather than after a count of messages.
-func scanPartition(ctx context.Context, dialer *kafka.Dialer, brokers []string, topic string, r offsetRange, fn func(kafka.Message) error) error {
-	if r.first >= r.end {
-		return nil
-	}
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   brokers,
-		Dialer:    dialer,
-		Topic:     topic,
-		Partition: r.partition,
-		MaxWait:   100 * time.Millisecond,
-	})
-	defer reader.Close()
-	if err := reader.SetOffset(r.first); err != nil {
-		return fmt.Errorf("read topic %s: seek partition %d to offset %d: %w", topic, r.partition, r.first, err)
-	}
-
-	for read := 0; ; read++ {
-		msg, err := reader.FetchMessage(ctx)
-		if err != nil {
-			return fmt.Errorf("read topic %s: fetch partition %d after %d messages, at most %d: %w", topic, r.partition, read, r.end-r.first, err)
-		}
+// scanPartition reads one partition's range.
+func scanPartition(ctx context.Context, fetcher Fetcher, topic string, r offsetRange, fn func(kafka.Message) error) error {
+	var fnErr error
+	err := ReadCommitted(ctx, fetcher, topic, r.partition, r.first, r.end, func(msg kafka.Message) error {
 		if err := fn(msg); err != nil {
+			fnErr = err
 			return err
 		}
-		if msg.Offset >= r.end-1 {
-			return nil
-		}
+		return nil
+	})
+	if err != nil && fnErr == nil {
+		return fmt.Errorf("read topic %s partition %d: %w", topic, r.partition, err)
 	}
+	return err
 }

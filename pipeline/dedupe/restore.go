@@ -1,7 +1,6 @@
 package dedupe
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/protocol"
-	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
 
+	"github.com/oversoc/cybereason-connector/internal/kafkaread"
 	"github.com/oversoc/cybereason-connector/sink"
 )
 
@@ -169,10 +167,9 @@ func (s *Stage) checkInputOffsets(ctx context.Context, topic string, partition i
 
 // readOutput reads partition of the output topic out as a read_committed
 // consumer, from its first offset up to its last stable offset taken at the
-// start, one fetch of at most outputFetchBytes at a time. It returns the
-// state of each key and the count of records read. Transaction markers and
-// records of aborted transactions are skipped. Without open transactions,
-// the last stable offset is the high watermark.
+// start. It returns the state of each key and the count of records read.
+// Transaction markers and records of aborted transactions are skipped.
+// Without open transactions, the last stable offset is the high watermark.
 func (s *Stage) readOutput(ctx context.Context, in, out string, partition int) (map[string]restoredKey, int, error) {
 	first, end, err := s.offsets(ctx, out, partition, kafka.ReadCommitted)
 	if err != nil {
@@ -183,213 +180,15 @@ func (s *Stage) readOutput(ctx context.Context, in, out string, partition int) (
 	defer closeClient()
 
 	records := 0
-	apply := func(msg kafka.Message) {
+	err = kafkaread.ReadCommitted(ctx, kafkaread.NewFetcher(client), out, partition, first, end, func(msg kafka.Message) error {
 		records++
 		s.restoreRecord(keys, in, msg)
-	}
-	for next := first; next < end; {
-		if err := ctx.Err(); err != nil {
-			return nil, records, fmt.Errorf("read at offset %d of %d: %w", next, end, err)
-		}
-		after, err := readOutputPage(ctx, client, out, partition, next, end, apply)
-		if err != nil {
-			return nil, records, fmt.Errorf("read at offset %d of %d: %w", next, end, err)
-		}
-		next = after
+		return nil
+	})
+	if err != nil {
+		return nil, records, err
 	}
 	return keys, records, nil
-}
-
-// outputFetchBytes is the maximum size of one fetch response in readOutput.
-// The broker still returns a larger first batch whole.
-const outputFetchBytes = 1 << 20
-
-// readOutputPage fetches partition of topic from offset next with the
-// read_committed isolation level, passes each data record below end to apply
-// and returns the offset to fetch next. It reads the fetch response batch by
-// batch, because kafka.Client.Fetch neither drops records of aborted
-// transactions nor reports the offset after a trailing transaction marker.
-func readOutputPage(ctx context.Context, client *kafka.Client, topic string, partition int, next, end int64, apply func(kafka.Message)) (int64, error) {
-	resp, err := fetchCommitted(ctx, client, topic, partition, next)
-	if err != nil {
-		return next, err
-	}
-	var batches []protocol.RecordReader
-	switch records := resp.RecordSet.Records.(type) {
-	case nil:
-	case *protocol.RecordStream:
-		batches = records.Records
-	default:
-		batches = []protocol.RecordReader{records}
-	}
-
-	if len(batches) == 0 {
-		// No batch at or after next, so nothing is left below the
-		// broker's last stable offset, which only grows.
-		if resp.LastStableOffset >= end {
-			return end, nil
-		}
-		return next, fmt.Errorf("no record at or after offset %d, and the last stable offset fell from %d to %d, which happens when the partition is truncated, so restore it again",
-			next, end, resp.LastStableOffset)
-	}
-
-	aborted := newAbortedTransactions(resp.AbortedTransactions)
-	after := next
-	for _, batch := range batches {
-		after, err = readOutputBatch(batch, aborted, topic, partition, after, end, apply)
-		if err != nil {
-			return next, err
-		}
-	}
-	if after == next {
-		// The response starts with the batch that contains offset next,
-		// and none of its batches has a record at or after next. kafka-go
-		// does not decode the last offset of a batch, so a batch emptied
-		// by compaction is passed one offset per fetch.
-		// NOTE: a trailing batch that compaction emptied thus takes as
-		// many fetches as it had records.
-		return next + 1, nil
-	}
-	return after, nil
-}
-
-// fetchCommitted sends one read_committed fetch request for partition of
-// topic at offset and returns the partition's part of the response.
-func fetchCommitted(ctx context.Context, client *kafka.Client, topic string, partition int, offset int64) (*fetchAPI.ResponsePartition, error) {
-	msg, err := client.Transport.RoundTrip(ctx, client.Addr, &fetchAPI.Request{
-		ReplicaID:      -1,
-		MaxWaitTime:    250,
-		MinBytes:       1,
-		MaxBytes:       outputFetchBytes,
-		IsolationLevel: int8(kafka.ReadCommitted),
-		SessionID:      -1,
-		SessionEpoch:   -1,
-		Topics: []fetchAPI.RequestTopic{{
-			Topic: topic,
-			Partitions: []fetchAPI.RequestPartition{{
-				Partition:          int32(partition),
-				CurrentLeaderEpoch: -1,
-				FetchOffset:        offset,
-				LogStartOffset:     -1,
-				PartitionMaxBytes:  outputFetchBytes,
-			}},
-		}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
-	}
-	resp, ok := msg.(*fetchAPI.Response)
-	if !ok {
-		return nil, fmt.Errorf("fetch: unexpected response type %T", msg)
-	}
-	if resp.ErrorCode != 0 {
-		return nil, fmt.Errorf("fetch: %w", kafka.Error(resp.ErrorCode))
-	}
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return nil, errors.New("fetch: response does not contain exactly the requested partition")
-	}
-	p := &resp.Topics[0].Partitions[0]
-	if p.ErrorCode != 0 {
-		return nil, fmt.Errorf("fetch: %w", kafka.Error(p.ErrorCode))
-	}
-	return p, nil
-}
-
-// abortedTransactions tracks, while the batches of one fetch response are
-// read in offset order, which producers' transactional batches belong to an
-// aborted transaction. The broker lists each aborted transaction that
-// overlaps the response by producer id and first offset.
-type abortedTransactions struct {
-	pending []fetchAPI.ResponseTransaction // sorted by first offset, not reached yet
-	open    map[int64]bool                 // producer ids inside an aborted transaction
-}
-
-func newAbortedTransactions(list []fetchAPI.ResponseTransaction) *abortedTransactions {
-	pending := slices.Clone(list)
-	slices.SortFunc(pending, func(a, b fetchAPI.ResponseTransaction) int {
-		return cmp.Compare(a.FirstOffset, b.FirstOffset)
-	})
-	return &abortedTransactions{pending: pending, open: make(map[int64]bool)}
-}
-
-// reach marks the producers of the aborted transactions that start at or
-// before offset.
-func (a *abortedTransactions) reach(offset int64) {
-	for len(a.pending) > 0 && a.pending[0].FirstOffset <= offset {
-		a.open[a.pending[0].ProducerID] = true
-		a.pending = a.pending[1:]
-	}
-}
-
-// readOutputBatch passes the data records of batch at or after next and
-// below end to apply, unless the batch belongs to an aborted transaction,
-// and returns the offset after the last record or marker of the batch.
-func readOutputBatch(batch protocol.RecordReader, aborted *abortedTransactions, topic string, partition int, next, end int64, apply func(kafka.Message)) (int64, error) {
-	skip := false
-	switch b := batch.(type) {
-	case *protocol.ControlBatch:
-		// A commit or abort marker ends the producer's transaction.
-		aborted.reach(b.BaseOffset)
-		delete(aborted.open, b.ProducerID)
-		skip = true
-	case *protocol.RecordBatch:
-		if b.Attributes.Transactional() {
-			aborted.reach(b.BaseOffset)
-			skip = aborted.open[b.ProducerID]
-		}
-	}
-
-	for {
-		record, err := batch.ReadRecord()
-		if errors.Is(err, io.EOF) {
-			return next, nil
-		}
-		if err != nil {
-			return next, fmt.Errorf("read record after offset %d: %w", next, err)
-		}
-		msg, err := recordMessage(record, topic, partition)
-		if err != nil {
-			return next, err
-		}
-		if record.Offset < next {
-			continue // the batch starts before the fetch offset
-		}
-		next = record.Offset + 1
-		if !skip && record.Offset < end {
-			apply(msg)
-		}
-	}
-}
-
-// recordMessage converts a fetched record to a kafka.Message and releases
-// the record's key and value buffers.
-func recordMessage(record *protocol.Record, topic string, partition int) (kafka.Message, error) {
-	key, err := readBytes(record.Key)
-	if err != nil {
-		return kafka.Message{}, fmt.Errorf("read key of record at offset %d: %w", record.Offset, err)
-	}
-	value, err := readBytes(record.Value)
-	if err != nil {
-		return kafka.Message{}, fmt.Errorf("read value of record at offset %d: %w", record.Offset, err)
-	}
-	return kafka.Message{
-		Topic:     topic,
-		Partition: partition,
-		Offset:    record.Offset,
-		Key:       key,
-		Value:     value,
-		Headers:   record.Headers,
-		Time:      record.Time,
-	}, nil
-}
-
-// readBytes returns the content of b, nil for a nil b, and closes b.
-func readBytes(b protocol.Bytes) ([]byte, error) {
-	if b == nil {
-		return nil, nil
-	}
-	defer b.Close()
-	return protocol.ReadAll(b)
 }
 
 // restoreRecord applies one output record to keys.

@@ -54,7 +54,9 @@ func produceTransaction(t *testing.T, brokers []string, topic string, commit boo
 // offset is a commit or abort marker. Restore must return, skip the markers
 // and not restore the records of the aborted transaction. kfake never
 // compacts the last batch of a partition, so a partition that ends in a
-// compacted-away record cannot be built here.
+// compacted-away record cannot be built here. Restore reads with
+// kafkaread.ReadCommitted, whose tests serve such a partition from a fake
+// Fetcher.
 func TestRestoreEndsAtTransactionMarker(t *testing.T) {
 	cases := []struct {
 		name       string

@@ -109,8 +109,8 @@ func (s *Store) Save(ctx context.Context, key string, cursor time.Time) error {
 	return nil
 }
 
-// Load reads the state topic from its first offset up to the high watermark
-// taken at the call, and returns the cursor of the last record of key. found
+// Load reads the committed records of the state topic from its first offset
+// up to the last stable offset taken at the call, and returns the cursor of the last record of key. found
 // is false when key has no record or its last record is a tombstone. A last
 // record that is not a valid Document is an error naming the topic, key,
 // partition and offset, because starting from the lookback instead would

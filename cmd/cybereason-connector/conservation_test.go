@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
+	"github.com/oversoc/cybereason-connector/pipeline"
+	"github.com/oversoc/cybereason-connector/schemas"
+	"github.com/oversoc/cybereason-connector/sink"
+	"github.com/oversoc/cybereason-connector/source/cybereason/cybereasontest"
+)
+
+// Settings of the conservation test: an inventory of 6 pages of at least 1s
+// each, so that a kill in any round can fall in the middle of it.
+const (
+	conservationSensors  = 300
+	conservationMalops   = 15
+	conservationPageSize = 50
+	conservationRounds   = 4
+)
+
+// TestConservationUnderRepeatedKills runs the connector binary against a
+// fake console and a broker in the test process, and kills it with SIGKILL
+// at a random point of each round: during the sensor inventory, or while
+// enrich and dedupe publish. The console's tenant changes between rounds.
+// A last run collects every feed, catches up and is stopped with SIGTERM.
+// The final topics must then hold the latest state of every entity, with
+// no (key, ce_id) pair twice and no content of a key twice in a row, and
+// the dead-letter topics must be empty.
+func TestConservationUnderRepeatedKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the connector and runs several sensor inventories of at least 6s each; skipped with -short")
+	}
+	bin := buildBinaries(t)
+	broker := startKillBroker(t)
+	tenant := cybereasontest.GenerateTenant(21, conservationSensors, conservationMalops, time.Now())
+	console := cybereasontest.NewServer(tenant, cybereasontest.Options{
+		Username:  "reader@acme.example",
+		Password:  "sim pass",
+		PageDelay: time.Second,
+	})
+	t.Cleanup(console.Close)
+	env := append(connectorEnv(console.URL, broker.Addrs()), fmt.Sprintf("CYBEREASON_PAGE_SIZE=%d", conservationPageSize))
+	connectorPath := filepath.Join(bin, "cybereason-connector")
+
+	rng := rand.New(rand.NewPCG(21, 4))
+	for round := range conservationRounds {
+		process := startConnector(t, connectorPath, env, fmt.Sprintf("round-%d", round))
+		waitForKillPoint(t, broker, rng, round)
+		process.kill(t)
+		t.Logf("round %d: killed with %d raw sensors, %d normalized assets and %d assets on the topics", round,
+			messageCount(broker, "cybereason.raw.sensors"), messageCount(broker, "oversoc.normalized.assets"),
+			messageCount(broker, "oversoc.assets"))
+		tenant.Advance(time.Now())
+	}
+
+	last := startConnector(t, connectorPath, env, "last")
+	waitUntil(t, "the last run to collect every feed", func() bool {
+		return logContainsAll(t, last.logPath, "sensor inventory complete", "malop poll complete", "malware poll complete", "policy poll complete")
+	})
+	waitUntil(t, "enrich and dedupe to commit every input", func() bool {
+		return groupLag(t, broker.Addrs(), "cybereason-connector-enrich", "cybereason.raw.sensors", "cybereason.raw.malops", "cybereason.raw.malware") == 0 &&
+			groupLag(t, broker.Addrs(), "cybereason-connector-dedupe", "oversoc.normalized.assets", "oversoc.normalized.findings") == 0
+	})
+	last.stop(t)
+
+	checkFinalTopic(t, broker.Addrs(), "oversoc.normalized.assets", "oversoc.assets", schemas.KindAsset)
+	checkFinalTopic(t, broker.Addrs(), "oversoc.normalized.findings", "oversoc.findings", schemas.KindFinding)
+	assertEveryEntityPresent(t, broker.Addrs(), tenant)
+	assertMalopsUpToDate(t, broker.Addrs(), tenant)
+	for _, topic := range killTopics() {
+		if n := messageCount(broker, topic.Name); strings.HasSuffix(topic.Name, ".dlq") && n != 0 {
+			t.Errorf("%s has %d dead letters, want none", topic.Name, n)
+		}
+	}
+}
+
+// waitForKillPoint waits for a random point of the round: a random count
+// of sensors pages published in even rounds, and a random count of asset
+// observations normalized in odd rounds.
+func waitForKillPoint(t *testing.T, broker *embeddedkafka.Broker, rng *rand.Rand, round int) {
+	t.Helper()
+	topic := "cybereason.raw.sensors"
+	if round%2 == 1 {
+		topic = "oversoc.normalized.assets"
+	}
+	pages := int64(1 + rng.IntN(conservationSensors/conservationPageSize-1))
+	start := messageCount(broker, topic)
+	waitUntil(t, fmt.Sprintf("%d more records on %s", pages*conservationPageSize, topic), func() bool {
+		return messageCount(broker, topic)-start >= pages*conservationPageSize
+	})
+}
+
+// checkFinalTopic checks every key of the final topic against the
+// observations that dedupe read. The last record of a key must have the
+// content of the key's last observation. No (key, ce_id) pair may appear
+// twice, and no key may have the same content twice in a row.
+func checkFinalTopic(t *testing.T, brokers []string, normalizedTopic, finalTopic string, kind schemas.Kind) {
+	t.Helper()
+	latest := lastContents(t, brokers, normalizedTopic, kind)
+
+	ids := map[[2]string]bool{}
+	contents := map[string]string{} // key -> content of its last record so far
+	for _, msg := range readTopic(t, brokers, finalTopic) {
+		key := string(msg.Key)
+		id, _ := sink.HeaderValue(msg.Headers, sink.HeaderID)
+		if ids[[2]string{key, id}] {
+			t.Errorf("%s: key %s with %s %s appears twice", finalTopic, key, sink.HeaderID, id)
+		}
+		ids[[2]string{key, id}] = true
+
+		content := fingerprint(t, kind, msg)
+		if previous, ok := contents[key]; ok && previous == content {
+			t.Errorf("%s: key %s has content %s twice in a row (offset %d)", finalTopic, key, content, msg.Offset)
+		}
+		contents[key] = content
+	}
+
+	for key, want := range latest {
+		if got, ok := contents[key]; !ok {
+			t.Errorf("%s has no record of key %s", finalTopic, key)
+		} else if got != want {
+			t.Errorf("%s: last content of key %s is %s, want %s as last observed on %s", finalTopic, key, got, want, normalizedTopic)
+		}
+	}
+}
+
+// lastContents returns the content of the last record of each key of topic.
+func lastContents(t *testing.T, brokers []string, topic string, kind schemas.Kind) map[string]string {
+	t.Helper()
+	latest := map[string]string{}
+	for _, msg := range readTopic(t, brokers, topic) {
+		latest[string(msg.Key)] = fingerprint(t, kind, msg)
+	}
+	return latest
+}
+
+func fingerprint(t *testing.T, kind schemas.Kind, msg kafka.Message) string {
+	t.Helper()
+	content, err := schemas.Fingerprint(kind, msg.Value)
+	if err != nil {
+		t.Fatalf("%s offset %d: %v", msg.Topic, msg.Offset, err)
+	}
+	return content
+}
+
+// assertEveryEntityPresent checks that every sensor and MalOp of the
+// tenant has a record on its final topic. Sensors that the tenant removed
+// keep their last record, because the connector reports no removal.
+func assertEveryEntityPresent(t *testing.T, brokers []string, tenant *cybereasontest.Tenant) {
+	t.Helper()
+	assets := distinctKeys(t, brokers, "oversoc.assets")
+	for _, id := range tenant.SensorIDs() {
+		if !assets["cybereason:sim.example:"+id] {
+			t.Errorf("oversoc.assets has no record of sensor %s", id)
+		}
+	}
+	findings := distinctKeys(t, brokers, "oversoc.findings")
+	for _, malop := range malopTimes(t, tenant) {
+		if !findings["cybereason:sim.example:malop:"+malop.GUID] {
+			t.Errorf("oversoc.findings has no record of MalOp %s", malop.GUID)
+		}
+	}
+}
+
+// assertMalopsUpToDate checks that the last finding of each MalOp on
+// oversoc.findings carries the MalOp's last lastUpdateTime.
+func assertMalopsUpToDate(t *testing.T, brokers []string, tenant *cybereasontest.Tenant) {
+	t.Helper()
+	modified := map[string]int64{}
+	for _, msg := range readTopic(t, brokers, "oversoc.findings") {
+		var finding struct {
+			FindingInfo struct {
+				ModifiedTime int64 `json:"modified_time"`
+			} `json:"finding_info"`
+		}
+		if err := json.Unmarshal(msg.Value, &finding); err != nil {
+			t.Fatalf("oversoc.findings offset %d: %v", msg.Offset, err)
+		}
+		modified[string(msg.Key)] = finding.FindingInfo.ModifiedTime
+	}
+	for _, malop := range malopTimes(t, tenant) {
+		key := "cybereason:sim.example:malop:" + malop.GUID
+		if got, ok := modified[key]; ok && got != malop.LastUpdateTime {
+			t.Errorf("last finding of MalOp %s has modified_time %d, want its lastUpdateTime %d", malop.GUID, got, malop.LastUpdateTime)
+		}
+	}
+}
+
+type malopTime struct {
+	GUID           string
+	LastUpdateTime int64 // epoch ms
+}
+
+// malopTimes returns the guid and lastUpdateTime of each MalOp of tenant.
+func malopTimes(t *testing.T, tenant *cybereasontest.Tenant) []malopTime {
+	t.Helper()
+	var malops []malopTime
+	for _, raw := range tenant.Malops() {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			t.Fatal(err)
+		}
+		var malop malopTime
+		if err := json.Unmarshal(fields["guid"], &malop.GUID); err != nil {
+			t.Fatalf("MalOp without guid: %s", raw)
+		}
+		updated := strings.Trim(string(fields["lastUpdateTime"]), `"`)
+		if _, err := fmt.Sscan(updated, &malop.LastUpdateTime); err != nil {
+			t.Fatalf("MalOp %s lastUpdateTime %s: %v", malop.GUID, fields["lastUpdateTime"], err)
+		}
+		malops = append(malops, malop)
+	}
+	return malops
+}
+
+// groupLag returns the count of messages of topics that groupID has not
+// committed, or -1 when it cannot be read yet.
+func groupLag(t *testing.T, brokers []string, groupID string, topics ...string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lag, err := pipeline.GroupLag(ctx, brokers, groupID, topics)
+	if err != nil {
+		return -1
+	}
+	return lag
+}
+
+// logContainsAll reports whether the file at path contains every one of
+// the messages.
+func logContainsAll(t *testing.T, path string, messages ...string) bool {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	for _, message := range messages {
+		if !strings.Contains(string(data), message) {
+			return false
+		}
+	}
+	return true
+}
