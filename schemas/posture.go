@@ -119,3 +119,24 @@ func SameSecurityStates(a, b []SecurityState) bool {
 	}
 	return slices.Equal(ids(a), ids(b))
 }
+
+// SecurityLevelName returns the OCSF caption of a security_level_id.
+func SecurityLevelName(id int) string {
+	switch id {
+	case 1:
+		return "Secure"
+	case 2:
+		return "At Risk"
+	case 3:
+		return "Compromised"
+	case 99:
+		return "Other"
+	}
+	return "Unknown"
+}
+
+// EventType returns the CloudEvents type (ce_type) of a record kind, such as com.oversoc.asset.v1.
+// The suffix is the major version of the contract.
+func EventType(kind Kind) string {
+	return "com.oversoc." + string(kind) + ".v1"
+}

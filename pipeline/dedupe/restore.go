@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
 
+	"github.com/oversoc/cybereason-connector/schemas"
 	"github.com/oversoc/cybereason-connector/sink"
 )
 
@@ -23,6 +24,9 @@ type restoredKey struct {
 	emitted     time.Time
 	published   int64     // HeaderInputOffset of the key's last record, or -1
 	eventTime   time.Time // ce_time of the key's last record
+	// snapshot is the key's last record, decoded, on the asset route with
+	// the asset features on; nil otherwise and after a tombstone.
+	snapshot *schemas.Asset
 }
 
 // Restore rebuilds the state of input topic's partition from the output
@@ -67,6 +71,11 @@ func (s *Stage) Restore(ctx context.Context, topic string, partition int) error 
 	at := topicPartition{topic: out, partition: partition}
 	s.mu.Lock()
 	s.drop(at)
+	if s.assets != nil && s.assets.Topic == topic {
+		// The inventories seen before are unknown, so misses count again
+		// from the next complete inventory on.
+		s.assetState[at] = newPartitionAssets()
+	}
 	for key, k := range keys {
 		if k.published >= inputEnd || !sameLog {
 			// The input partition has no such offset, or another record
@@ -80,6 +89,9 @@ func (s *Stage) Restore(ctx context.Context, topic string, partition int) error 
 			continue // a tombstone is only kept for its input offset
 		}
 		s.setInfo(at, key, keyInfo{emitted: k.emitted, published: k.published, eventTime: k.eventTime})
+		if k.snapshot != nil && k.fingerprint != "" {
+			s.assetState[at].snapshots[key] = k.snapshot
+		}
 	}
 	s.mu.Unlock()
 
@@ -109,6 +121,7 @@ func (s *Stage) drop(at topicPartition) {
 		s.state.Delete(at.topic, key)
 	}
 	delete(s.keys, at)
+	delete(s.assetState, at)
 }
 
 // checkInputOffsets reports whether the HeaderInputOffset values in keys
@@ -412,6 +425,14 @@ func (s *Stage) restoreRecord(keys map[string]restoredKey, in string, msg kafka.
 		return
 	}
 	restored.fingerprint = fingerprint
+	if s.assets != nil && s.assets.Topic == in {
+		snapshot, err := decodeSnapshot(msg.Value)
+		if err != nil {
+			s.logger.Warn("output asset record cannot be decoded; its key cannot be marked removed or report a security-state change until its next record",
+				"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "error", err)
+		}
+		restored.snapshot = snapshot
+	}
 	keys[key] = restored
 }
 
