@@ -55,11 +55,15 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	// Dedupe writes each output to the partition with the number of its
-	// input partition. Every other message is partitioned by key.
+	// The source chooses the partition of each raw sensor event and writes
+	// an inventory end event to every partition. Enrich and dedupe write
+	// each asset record, and dedupe each finding, to the partition with the
+	// number of its input partition. Every other message is partitioned by
+	// key.
+	topics := cfg.Kafka.Topics
 	writer, err := sink.NewWriter(sink.Config{
 		Brokers:  cfg.Kafka.Brokers,
-		Balancer: pipeline.PartitionBalancer(cfg.Kafka.Topics.Assets, cfg.Kafka.Topics.Findings),
+		Balancer: pipeline.PartitionBalancer(topics.RawSensors, topics.NormalizedAssets, topics.Assets, topics.Findings),
 	}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("create kafka writer: %w", err)
@@ -124,6 +128,7 @@ func (s *Stages) buildSource(cfg *config.Config, opts Options) error {
 		},
 		MalopDetails: cfg.Source.MalopDetails,
 		Checkpoints:  checkpoints,
+		Partitions:   s.Writer,
 		Now:          opts.Now,
 	}, client, s.Writer, s.logger)
 	if err != nil {
@@ -160,6 +165,9 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 		GroupID:      cfg.Kafka.EnrichGroup,
 		Topics:       []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops, cfg.Kafka.Topics.RawMalware},
 		DrainTimeout: cfg.ShutdownTimeout,
+		StartCheck: func(ctx context.Context) error {
+			return checkCopartitioned(ctx, cfg.Kafka.Brokers, cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.NormalizedAssets)
+		},
 	}, stage, s.Writer, s.logger)
 	if err != nil {
 		return err
@@ -175,6 +183,10 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 // the partition is assigned. The runner checks at start that inputs and
 // outputs have the same partition counts.
 func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
+	validator, err := schemas.NewValidator()
+	if err != nil {
+		return err
+	}
 	kinds := map[string]schemas.Kind{
 		cfg.Kafka.Topics.NormalizedAssets:   schemas.KindAsset,
 		cfg.Kafka.Topics.NormalizedFindings: schemas.KindFinding,
@@ -187,6 +199,12 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 		Fingerprint:    fingerprintByTopic(kinds),
 		ResyncInterval: cfg.Kafka.DedupeResyncInterval,
 		Brokers:        cfg.Kafka.Brokers,
+		Assets: &dedupe.AssetConfig{
+			Topic:              cfg.Kafka.Topics.NormalizedAssets,
+			SecurityStateTopic: cfg.Kafka.Topics.AssetSecurityState,
+			MissedInventories:  cfg.Kafka.DedupeMissedInventories,
+			Validator:          validator,
+		},
 	}, s.logger)
 	if err != nil {
 		return err

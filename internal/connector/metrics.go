@@ -27,6 +27,10 @@ type statsCollector struct {
 	unknownValues     *prometheus.Desc
 	enrichDetails     *prometheus.Desc
 	dedupeUnchanged   *prometheus.Desc
+	enrichInventories *prometheus.Desc
+	dedupeInventories *prometheus.Desc
+	dedupeRemoved     *prometheus.Desc
+	dedupeStates      *prometheus.Desc
 }
 
 func newStatsCollector(stages *Stages) *statsCollector {
@@ -45,13 +49,18 @@ func newStatsCollector(stages *Stages) *statsCollector {
 		unknownValues:     desc("enrich_unknown_vendor_values_total", "Vendor values no mapping recognized, mapped to unknown and kept raw, by field.", "field"),
 		enrichDetails:     desc("enrich_malop_details_failed_total", "Detailed MalOps whose details were unusable; their finding was built from the MalOp alone."),
 		dedupeUnchanged:   desc("dedupe_unchanged_total", "Records dedupe dropped because their content had not changed."),
+		enrichInventories: desc("enrich_inventory_end_events_total", "Sensor inventory end events enrich read, by outcome: forwarded, or invalid and dead-lettered.", "outcome"),
+		dedupeInventories: desc("dedupe_inventory_end_events_total", "Sensor inventory end events dedupe read, by outcome: complete (applied), incomplete (not seen whole on the partition, nothing removed), replayed (ignored) or invalid (dead-lettered).", "outcome"),
+		dedupeRemoved:     desc("dedupe_removed_assets_total", "Assets published as removed, each followed by a tombstone."),
+		dedupeStates:      desc("dedupe_security_state_records_total", "Asset security-state records, by outcome: published, or failed (logged, not published).", "outcome"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.sourceEvents, c.sourceRuns, c.sourceFailedRuns, c.malopDetailErrors,
-		c.consumed, c.produced, c.deadLettered, c.unknownValues, c.enrichDetails, c.dedupeUnchanged} {
+		c.consumed, c.produced, c.deadLettered, c.unknownValues, c.enrichDetails, c.dedupeUnchanged,
+		c.enrichInventories, c.dedupeInventories, c.dedupeRemoved, c.dedupeStates} {
 		ch <- d
 	}
 }
@@ -92,9 +101,19 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.unknownValues, float64(count), field)
 		}
 		counter(c.enrichDetails, float64(stats.DetailsFailed))
+		counter(c.enrichInventories, float64(stats.InventoryEnds), "forwarded")
+		counter(c.enrichInventories, float64(stats.InvalidInventoryEnds), "invalid")
 	}
 	if stage := c.stages.Dedupe; stage != nil {
-		counter(c.dedupeUnchanged, float64(stage.Stats().Unchanged))
+		stats := stage.Stats()
+		counter(c.dedupeUnchanged, float64(stats.Unchanged))
+		counter(c.dedupeInventories, float64(stats.InventoryEnds), "complete")
+		counter(c.dedupeInventories, float64(stats.IncompleteInventories), "incomplete")
+		counter(c.dedupeInventories, float64(stats.ReplayedInventoryEnds), "replayed")
+		counter(c.dedupeInventories, float64(stats.InvalidInventoryEnds), "invalid")
+		counter(c.dedupeRemoved, float64(stats.Removed))
+		counter(c.dedupeStates, float64(stats.SecurityStates), "published")
+		counter(c.dedupeStates, float64(stats.SecurityStateErrors), "failed")
 	}
 }
 

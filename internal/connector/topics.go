@@ -35,7 +35,8 @@ func requiredTopics(cfg *config.Config) []string {
 		}
 	}
 	if cfg.Runs(config.StageDedupe) {
-		topics = append(topics, t.NormalizedAssets, t.NormalizedFindings, dlq(t.NormalizedAssets), dlq(t.NormalizedFindings), t.Assets, t.Findings)
+		topics = append(topics, t.NormalizedAssets, t.NormalizedFindings, dlq(t.NormalizedAssets), dlq(t.NormalizedFindings), t.Assets, t.Findings,
+			t.AssetSecurityState)
 	}
 
 	slices.Sort(topics)
@@ -69,6 +70,34 @@ func checkTopics(ctx context.Context, brokers, topics []string) error {
 	if len(missing) > 0 {
 		slices.Sort(missing)
 		return fmt.Errorf("missing Kafka topics: %s; create them before the start", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// checkCopartitioned fails unless topic out has as many partitions as topic
+// in. Enrich forwards the inventory end event of raw sensors partition p to
+// normalized assets partition p, and dedupe reads it as the end of the
+// inventory on that partition, so a different count would leave partitions
+// without end events or send events to a partition that does not exist.
+func checkCopartitioned(ctx context.Context, brokers []string, in, out string) error {
+	transport := &kafka.Transport{}
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
+
+	metadata, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{in, out}})
+	if err != nil {
+		return fmt.Errorf("check partitions of %s and %s: read topic metadata: %w", in, out, err)
+	}
+	counts := make(map[string]int, 2)
+	for _, topic := range metadata.Topics {
+		if topic.Error != nil {
+			return fmt.Errorf("check partitions of %s and %s: topic %s: %w", in, out, topic.Name, topic.Error)
+		}
+		counts[topic.Name] = len(topic.Partitions)
+	}
+	if counts[in] != counts[out] {
+		return fmt.Errorf("partition count of %s is %d but that of %s is %d; create %s with %d partitions, because enrich writes the asset records and inventory end events of partition p to partition p",
+			out, counts[out], in, counts[in], out, counts[in])
 	}
 	return nil
 }
