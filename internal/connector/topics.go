@@ -76,9 +76,9 @@ func checkTopics(ctx context.Context, brokers, topics []string) error {
 
 // checkCopartitioned fails unless topic out has as many partitions as topic
 // in. Enrich forwards the inventory end event of raw sensors partition p to
-// normalized assets partition p, and dedupe reads it as the end of the
-// inventory on that partition, so a different count would leave partitions
-// without end events or send events to a partition that does not exist.
+// normalized assets partition p, where dedupe reads it as the end of the
+// inventory on that partition. With a different count, some partitions would
+// get no end events, or enrich would write to a partition that does not exist.
 func checkCopartitioned(ctx context.Context, brokers []string, in, out string) error {
 	transport := &kafka.Transport{}
 	defer transport.CloseIdleConnections()

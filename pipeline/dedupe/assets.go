@@ -162,7 +162,7 @@ func (s *Stage) setSnapshot(at topicPartition, key string, asset *schemas.Asset)
 	})
 }
 
-// forgetAsset deletes everything the lifecycle knows of a key. The caller
+// forgetAsset deletes the lifecycle state of a key. The caller
 // holds s.mu.
 func (s *Stage) forgetAsset(at topicPartition, key string) {
 	s.setSnapshot(at, key, nil)
@@ -205,6 +205,11 @@ func decodeSnapshot(value []byte) (*schemas.Asset, error) {
 // returns the security-state record of its posture change, or nil. A
 // security-state record that cannot be built is logged and counted: the asset
 // record is forwarded either way.
+//
+// NOTE: the two records go out in one write but are not atomic. When the
+// process stops after the asset record was written and before the
+// security-state record was, the replayed input is older than the restored
+// output, so that security-state record is never built.
 func (s *Stage) trackAsset(at topicPartition, key string, asset *schemas.Asset, msg kafka.Message, now time.Time) *kafka.Message {
 	s.mu.Lock()
 	previous := s.partitionAssets(at).snapshots[key]

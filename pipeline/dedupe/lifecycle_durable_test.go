@@ -94,7 +94,7 @@ func TestDurableRestartNeverRemovesWrongly(t *testing.T) {
 	produceInventory(t, brokers, 1, []string{"a", "b", "c"}, 3, true)
 	waitCaughtUp(t, brokers, "dedupe")
 	// The second inventory lists every sensor, but the process restarts
-	// after "a": the new one sees only part of the inventory.
+	// after "a": the new process reads only part of the inventory.
 	produceInventory(t, brokers, 2, []string{"a"}, 3, false)
 	waitCaughtUp(t, brokers, "dedupe")
 	first.stop(t)

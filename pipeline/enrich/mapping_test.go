@@ -735,8 +735,8 @@ func TestProtectionKeepsEveryRawField(t *testing.T) {
 	}
 }
 
-// TestUnknownSensorValuesStayRaw runs a sensor with one value that no mapping knows through the
-// stage, for each mapped sensor field: the normalized field becomes unknown, the vendor text stays
+// TestUnknownSensorValuesStayRaw runs a sensor with one unmapped value through the stage, for
+// each mapped sensor field: the normalized field becomes unknown, the vendor text stays
 // in the record, and the value is counted.
 func TestUnknownSensorValuesStayRaw(t *testing.T) {
 	type check func(t *testing.T, asset schemas.Asset)
@@ -907,8 +907,8 @@ func TestMalopStatusInBothGenerations(t *testing.T) {
 	}
 }
 
-// TestUnknownSeverityAndPriorityStayRaw checks that a MalOp severity or priority that no mapping
-// knows becomes 0 Unknown, keeps its text under unmapped.cybereason and is counted.
+// TestUnknownSeverityAndPriorityStayRaw checks that an unmapped MalOp severity or priority
+// becomes 0 Unknown, keeps its text under unmapped.cybereason and is counted.
 func TestUnknownSeverityAndPriorityStayRaw(t *testing.T) {
 	tests := []struct {
 		field, value string

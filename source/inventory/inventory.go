@@ -1,8 +1,8 @@
 // Package inventory defines the control event that closes a complete sensor inventory. The source
 // writes one to every partition of the raw sensors topic after every sensor event of the
 // inventory was acknowledged. Enrich forwards each to the partition of the normalized assets topic
-// with the same number, and dedupe treats it as the end of the inventory on that partition: an asset
-// of the partition that no complete inventory showed for a while has left the fleet.
+// with the same number, and dedupe treats it as the end of the inventory on that partition. An
+// asset of the partition that no complete inventory showed for a while has left the fleet.
 //
 // An inventory that fails part-way writes no control event, so it never makes an asset look
 // removed.
