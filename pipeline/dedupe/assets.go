@@ -512,6 +512,11 @@ func (s *Stage) removal(at topicPartition, key string, snapshot *schemas.Asset, 
 	eventTime := time.UnixMilli(end.StartTime)
 	s.recordLocked(at, key, "", false, now, eventTime)
 	s.forgetAsset(at, key)
+	if len(s.brokers) > 0 {
+		// As Restore does for a tombstone, keep the input offset, so that a
+		// replayed record of the key from before the removal is dropped.
+		s.setInfo(at, key, keyInfo{emitted: now, published: msg.Offset, eventTime: eventTime})
+	}
 
 	record := kafka.Message{
 		Topic: at.topic, Partition: at.partition, Key: []byte(key), Value: value, Time: now,

@@ -311,7 +311,11 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 		return nil, errors.New("record has no key")
 	}
 	now := s.now()
-	if s.isAssetInput(msg) && inventory.IsEnd(msg) {
+	if inventory.IsEnd(msg) {
+		if !s.isAssetInput(msg) {
+			s.invalidEnds.Add(1)
+			return nil, fmt.Errorf("inventory end event on topic %q, which is not the asset topic of the dedupe config", msg.Topic)
+		}
 		return s.processInventoryEnd(msg, out, now)
 	}
 	key := string(msg.Key)

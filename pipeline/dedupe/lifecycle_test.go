@@ -480,3 +480,16 @@ func TestNewNamesBadAssetSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestEndEventWithoutAssetConfigRejected(t *testing.T) {
+	stage := newStage(t)
+	end := endMessages(t, inventoryStart(1), 1, 1)[0]
+
+	out, err := stage.Process(context.Background(), end)
+	if err == nil || !strings.Contains(err.Error(), "not the asset topic") {
+		t.Errorf("Process error = %v, want one naming the asset topic", err)
+	}
+	if len(out) != 0 {
+		t.Errorf("Process forwarded %d messages, want none", len(out))
+	}
+}
