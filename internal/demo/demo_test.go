@@ -72,6 +72,10 @@ func TestDemoGeneratedTenant(t *testing.T) {
 // tenant's changes, capturing the sensor id.
 var protectionChange = regexp.MustCompile(`sensor (\S+) [A-Za-z]+ \S+ -> [^;\s]+`)
 
+// statusFlip matches a sensor status flip in the same summary, capturing the
+// sensor id and the new status.
+var statusFlip = regexp.MustCompile(`sensor (\S+) (?:Online|Offline) -> (Online|Offline)`)
+
 // assertLifecycle checks that the second cycle published the sensor that the
 // tenant removed as a removed asset followed by its tombstone, and a
 // security-state record for each protection feature it turned off or on.
@@ -121,6 +125,24 @@ func assertLifecycle(t *testing.T, output string, records []record) {
 	for key := range stateKeys {
 		if !changed[key] {
 			t.Errorf("security-state record for %s, whose protection did not change", key)
+		}
+	}
+
+	// A sensor that only went online or offline keeps its first record.
+	flipped := statusFlip.FindAllStringSubmatch(output, -1)
+	if len(flipped) == 0 {
+		t.Errorf("the tenant flipped no sensor status:\n%s", output)
+	}
+	for _, match := range flipped {
+		key := "cybereason:demo.cybereason.example:" + match[1]
+		published := 0
+		for _, rec := range records {
+			if rec.Key == key {
+				published++
+			}
+		}
+		if published != 1 {
+			t.Errorf("sensor %s that only went %s published %d records, want its first one only", match[1], match[2], published)
 		}
 	}
 	if !strings.Contains(output, "followed by its tombstone") {

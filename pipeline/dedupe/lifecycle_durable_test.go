@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/oversoc/cybereason-connector/pipeline"
 	"github.com/oversoc/cybereason-connector/pipeline/dedupe"
 	"github.com/oversoc/cybereason-connector/schemas"
+	"github.com/oversoc/cybereason-connector/sink"
 )
 
 // produceOnPartitions writes msgs to the partition each one names, as enrich
@@ -78,17 +80,29 @@ func removedKeys(t *testing.T, brokers []string) []string {
 	return keys
 }
 
-func TestDurableRestartNeverRemovesWrongly(t *testing.T) {
-	brokers := kafkatest.NewBroker(t,
+// newLifecycleBroker starts a broker with the dedupe topics of the asset
+// route and the security-state topic.
+func newLifecycleBroker(t *testing.T) []string {
+	t.Helper()
+	return kafkatest.NewBroker(t,
 		embeddedkafka.Topic{Name: assetsIn, Partitions: 3},
 		embeddedkafka.Topic{Name: assetsOut, Partitions: 3, Compacted: true},
 		embeddedkafka.Topic{Name: assetsIn + ".dlq", Partitions: 1},
 		embeddedkafka.Topic{Name: securityStateTo, Partitions: 3},
 	)
-	cfg := instanceConfig{
+}
+
+func lifecycleInstance(t *testing.T) instanceConfig {
+	t.Helper()
+	return instanceConfig{
 		fingerprint: assetFingerprint,
 		assets:      &dedupe.AssetConfig{Topic: assetsIn, Validator: newValidator(t)},
 	}
+}
+
+func TestDurableRestartNeverRemovesWrongly(t *testing.T) {
+	brokers := newLifecycleBroker(t)
+	cfg := lifecycleInstance(t)
 
 	first := startInstance(t, brokers, cfg)
 	produceInventory(t, brokers, 1, []string{"a", "b", "c"}, 3, true)
@@ -135,5 +149,36 @@ func TestDurableRestartNeverRemovesWrongly(t *testing.T) {
 	}
 	if !slices.Equal(tombstones, []string{assetUID("a"), assetUID("c")}) {
 		t.Errorf("tombstones for %v, want a then c", tombstones)
+	}
+}
+
+func TestDurableDeadLettersMalformedEndEvent(t *testing.T) {
+	brokers := newLifecycleBroker(t)
+	in := startInstance(t, brokers, lifecycleInstance(t))
+
+	produceInventory(t, brokers, 1, []string{"a", "b"}, 2, true)
+	malformed := endMessages(t, inventoryStart(2), 1, 1, 0, 0)[1]
+	malformed.Value = []byte(`{"inventory_id": "console.example.net/sensors/1", "count": "many"}`)
+	produceOnPartitions(t, brokers, malformed)
+	produceInventory(t, brokers, 3, []string{"a", "b"}, 2, true)
+	waitCaughtUp(t, brokers, "dedupe")
+	in.stop(t)
+
+	letters := kafkatest.ReadAll(t, brokers, assetsIn+".dlq")
+	if len(letters) != 1 {
+		t.Fatalf("%d dead letters, want the malformed end event", len(letters))
+	}
+	if reason, _ := sink.HeaderValue(letters[0].Headers, "dlq_error"); !strings.Contains(reason, "decode inventory end event") {
+		t.Errorf("dead letter reason %q, want one naming the end event", reason)
+	}
+	if partition, _ := sink.HeaderValue(letters[0].Headers, "dlq_partition"); partition != "1" {
+		t.Errorf("dead letter from partition %q, want 1", partition)
+	}
+	stats := in.stage.Stats()
+	if stats.InvalidInventoryEnds != 1 || stats.Removed != 0 {
+		t.Errorf("InvalidInventoryEnds = %d and Removed = %d, want 1 and 0", stats.InvalidInventoryEnds, stats.Removed)
+	}
+	if got := len(kafkatest.ReadAll(t, brokers, assetsOut)); got != 2 {
+		t.Errorf("%d asset records, want the 2 of the first inventory", got)
 	}
 }
