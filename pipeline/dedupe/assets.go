@@ -202,15 +202,25 @@ func decodeSnapshot(value []byte) (*schemas.Asset, error) {
 }
 
 // trackAsset stores a forwarded asset record as its key's snapshot and
-// returns the security-state record of its posture change, or nil. A
-// security-state record that cannot be built is logged and counted: the asset
-// record is forwarded either way.
+// returns the security-state record of its posture change, or nil. A record
+// that cannot be decoded, or a security-state record that cannot be built, is
+// logged and counted: the asset record is forwarded either way.
 //
 // NOTE: the two records go out in one write but are not atomic. When the
 // process stops after the asset record was written and before the
 // security-state record was, the replayed input is older than the restored
 // output, so that security-state record is never built.
-func (s *Stage) trackAsset(at topicPartition, key string, asset *schemas.Asset, msg kafka.Message, now time.Time) *kafka.Message {
+func (s *Stage) trackAsset(at topicPartition, key string, msg kafka.Message, now time.Time) *kafka.Message {
+	asset, err := decodeSnapshot(msg.Value)
+	if err != nil {
+		// The key keeps its previous snapshot, so a later record still
+		// reports a change against it.
+		s.securityStateErrors.Add(1)
+		s.logger.Error("asset record cannot be decoded; no security-state record is built for it",
+			"key", key, "partition", at.partition, "offset", msg.Offset, "error", err)
+		return nil
+	}
+
 	s.mu.Lock()
 	previous := s.partitionAssets(at).snapshots[key]
 	s.setSnapshot(at, key, asset)

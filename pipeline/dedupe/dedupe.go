@@ -22,7 +22,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/oversoc/cybereason-connector/schemas"
 	"github.com/oversoc/cybereason-connector/sink"
 	"github.com/oversoc/cybereason-connector/source/inventory"
 )
@@ -318,6 +317,12 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 		}
 		return s.processInventoryEnd(msg, out, now)
 	}
+	return s.processRecord(msg, out, now)
+}
+
+// processRecord decides whether to forward one record to out, as Process
+// describes.
+func (s *Stage) processRecord(msg kafka.Message, out string, now time.Time) ([]kafka.Message, error) {
 	key := string(msg.Key)
 	at := topicPartition{topic: out, partition: msg.Partition}
 	// The record's timestamp is its emit time, which Restore reads back.
@@ -325,7 +330,6 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 	if len(s.brokers) > 0 {
 		forward.Headers = withInputOffset(msg.Headers, msg.Offset)
 	}
-	var asset *schemas.Asset
 	if s.isAssetInput(msg) {
 		// The inventory id matters to this stage only.
 		forward.Headers = withoutHeader(forward.Headers, inventory.HeaderID)
@@ -361,11 +365,6 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint record: %w", err)
 	}
-	if s.isAssetInput(msg) {
-		if asset, err = decodeSnapshot(msg.Value); err != nil {
-			return nil, err
-		}
-	}
 	switch s.record(at, key, fingerprint, true, now, eventTime) {
 	case unchanged:
 		s.unchanged.Add(1)
@@ -376,9 +375,10 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 		s.resynced.Add(1)
 	}
 	s.forwarded.Add(1)
+
 	outs := []kafka.Message{forward}
-	if asset != nil {
-		if state := s.trackAsset(at, key, asset, msg, now); state != nil {
+	if s.isAssetInput(msg) {
+		if state := s.trackAsset(at, key, msg, now); state != nil {
 			outs = append(outs, *state)
 		}
 	}
