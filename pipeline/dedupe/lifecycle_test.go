@@ -40,11 +40,13 @@ type sensorState struct {
 	isolated   bool
 	outdated   bool
 	serviceOff bool // service down on an online sensor
+	// lifecycle is stale or archived instead of active when set.
+	lifecycle schemas.LifecycleState
 }
 
 // assetValue returns the example asset record of contract version
 // schemas.Version for the sensor, as enrich would make it at poll time start.
-func assetValue(t *testing.T, s sensorState, start time.Time) []byte {
+func assetValue(t testing.TB, s sensorState, start time.Time) []byte {
 	t.Helper()
 	data, err := os.ReadFile("../../schemas/testdata/" + schemas.Version + "/asset-full.json")
 	if err != nil {
@@ -59,6 +61,7 @@ func assetValue(t *testing.T, s sensorState, start time.Time) []byte {
 	asset.Time = start.UnixMilli()
 	asset.Metadata.UID = asset.AssetUID + "#test"
 	asset.Metadata.ProcessedTime = start.UnixMilli() + 1
+	asset.Device.LastSeenTime = start.UnixMilli() - 1000 // volatile: new at every inventory
 
 	p := &asset.Protection
 	if s.offline {
@@ -83,6 +86,16 @@ func assetValue(t *testing.T, s sensorState, start time.Time) []byte {
 		p.IsEffective = false
 		states = append(states, schemas.SecurityState{StateID: 5, State: "Protection malfunction"})
 	}
+	switch s.lifecycle {
+	case schemas.LifecycleStale:
+		p.SensorStatus, p.LifecycleState, p.IsEffective = schemas.SensorStale, schemas.LifecycleStale, false
+		states = append(states, schemas.SecurityState{StateID: 99, State: "Sensor stale"})
+	case schemas.LifecycleArchived:
+		p.SensorStatus, p.LifecycleState, p.IsEffective = schemas.SensorArchived, schemas.LifecycleArchived, false
+		managed := false
+		asset.Device.IsManaged = &managed
+		states = append(states, schemas.SecurityState{StateID: 99, State: "Sensor archived"})
+	}
 	p.SecurityStates = append([]schemas.SecurityState{}, states...)
 	p.SecurityLevelID, p.SecurityLevel = 1, "Secure"
 	if len(states) > 0 {
@@ -98,7 +111,7 @@ func assetValue(t *testing.T, s sensorState, start time.Time) []byte {
 
 // assetMessage is the asset record of the sensor on partition, as enrich
 // forwards it for the inventory that started at start.
-func assetMessage(t *testing.T, s sensorState, start time.Time, partition int) kafka.Message {
+func assetMessage(t testing.TB, s sensorState, start time.Time, partition int) kafka.Message {
 	t.Helper()
 	event := sink.Event{
 		ID: assetUID(s.id) + "#test", Source: "https://" + testTenant + "/rest/sensors/query",
@@ -111,7 +124,7 @@ func assetMessage(t *testing.T, s sensorState, start time.Time, partition int) k
 
 // endMessages are the end events of the inventory that started at start, as
 // enrich forwards them; counts[p] is the number of sensors on partition p.
-func endMessages(t *testing.T, start time.Time, total int, counts ...int) []kafka.Message {
+func endMessages(t testing.TB, start time.Time, total int, counts ...int) []kafka.Message {
 	t.Helper()
 	msgs, err := inventory.Messages(assetsIn, "https://"+testTenant+"/rest/sensors/query", testTenant, start, total, counts)
 	if err != nil {
@@ -124,7 +137,7 @@ func assetFingerprint(_ string, msg kafka.Message) (string, error) {
 	return schemas.Fingerprint(schemas.KindAsset, msg.Value)
 }
 
-func newValidator(t *testing.T) *schemas.Validator {
+func newValidator(t testing.TB) *schemas.Validator {
 	t.Helper()
 	validator, err := schemas.NewValidator()
 	if err != nil {
@@ -133,7 +146,7 @@ func newValidator(t *testing.T) *schemas.Validator {
 	return validator
 }
 
-func newLifecycleStage(t *testing.T, missed int) *dedupe.Stage {
+func newLifecycleStage(t testing.TB, missed int) *dedupe.Stage {
 	t.Helper()
 	stage, err := dedupe.New(dedupe.Config{
 		Routes:      map[string]string{assetsIn: assetsOut},
@@ -149,7 +162,7 @@ func newLifecycleStage(t *testing.T, missed int) *dedupe.Stage {
 // runInventory passes the asset records of the sensors, all on partition 0
 // of one, to the stage, then the end event unless failed is set, each as its
 // own committed batch. It returns every output.
-func runInventory(t *testing.T, stage *dedupe.Stage, n int, sensors []sensorState, failed bool) []kafka.Message {
+func runInventory(t testing.TB, stage *dedupe.Stage, n int, sensors []sensorState, failed bool) []kafka.Message {
 	t.Helper()
 	start := inventoryStart(n)
 	msgs := make([]kafka.Message, 0, len(sensors)+1)
@@ -162,7 +175,7 @@ func runInventory(t *testing.T, stage *dedupe.Stage, n int, sensors []sensorStat
 	return processAll(t, stage, msgs...)
 }
 
-func processAll(t *testing.T, stage *dedupe.Stage, msgs ...kafka.Message) []kafka.Message {
+func processAll(t testing.TB, stage *dedupe.Stage, msgs ...kafka.Message) []kafka.Message {
 	t.Helper()
 	var outs []kafka.Message
 	for _, msg := range msgs {
@@ -325,10 +338,40 @@ func TestLifecycleAssetComesBackActive(t *testing.T) {
 
 func TestLifecycleKeepsArchivedAndStale(t *testing.T) {
 	stage := newLifecycleStage(t, 1)
-	runInventory(t, stage, 1, sensors("a", "b"), false)
-	outs := runInventory(t, stage, 2, sensors("a", "b"), false)
-	if len(outs) != 0 {
-		t.Errorf("unchanged inventory published %d records, want none", len(outs))
+	runInventory(t, stage, 1, sensors("a", "b", "c"), false)
+
+	// "b" goes stale and "c" is archived: both are still listed.
+	changed := []sensorState{{id: "a"}, {id: "b", lifecycle: schemas.LifecycleStale}, {id: "c", lifecycle: schemas.LifecycleArchived}}
+	outs := runInventory(t, stage, 2, changed, false)
+	lifecycles := map[string]schemas.LifecycleState{}
+	states := 0
+	for _, out := range outs {
+		switch out.Topic {
+		case assetsOut:
+			var asset schemas.Asset
+			if err := json.Unmarshal(out.Value, &asset); err != nil {
+				t.Fatal(err)
+			}
+			lifecycles[string(out.Key)] = asset.Protection.LifecycleState
+		case securityStateTo:
+			states++
+		}
+	}
+	want := map[string]schemas.LifecycleState{assetUID("b"): schemas.LifecycleStale, assetUID("c"): schemas.LifecycleArchived}
+	if fmt.Sprint(lifecycles) != fmt.Sprint(want) {
+		t.Errorf("published lifecycles %v, want %v", lifecycles, want)
+	}
+	if states != 2 {
+		t.Errorf("%d security-state records, want one for each lifecycle change", states)
+	}
+
+	// Listed again unchanged, they publish nothing and are not removed.
+	if outs := runInventory(t, stage, 3, changed, false); len(outs) != 0 {
+		t.Errorf("unchanged stale and archived sensors published %d records, want none", len(outs))
+	}
+	// An archived sensor that the console purges is removed like any other.
+	if removed := removalsOf(t, runInventory(t, stage, 4, changed[:2], false)); !slices.Equal(removed, []string{assetUID("c")}) {
+		t.Errorf("inventory without the archived sensor removed %v, want c", removed)
 	}
 }
 
