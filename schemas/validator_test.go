@@ -233,6 +233,12 @@ func TestValidateRejectsBrokenRecords(t *testing.T) {
 			"/devices/0/agent_list/0",
 		},
 		{"unknown raw-only field", "asset-full.json", "/protection/raw/avDbDate", "2026-01-01", "/protection/raw/avDbDate"},
+		{"state without changes", "asset-security-state-isolated.json", "/changed_fields", []any{}, "/changed_fields"},
+		{"state of another class", "asset-security-state-isolated.json", "/class_uid", 5001, "/class_uid"},
+		{"state with raw protection", "asset-security-state-isolated.json", "/protection/raw", map[string]any{"isolated": "true"}, "/protection/raw"},
+		{"state with bad level", "asset-security-state-protection-off.json", "/prev_security_level_id", 4, "/prev_security_level_id"},
+		{"state without previous posture", "asset-security-state-protection-off.json", "/prev_protection", nil, ""},
+		{"state with volatile status", "asset-security-state-isolated.json", "/protection/sensor_status", "online", "/protection/sensor_status"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
