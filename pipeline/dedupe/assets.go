@@ -90,8 +90,8 @@ type partitionAssets struct {
 	// misses counts, per key, the complete inventories in a row that lacked
 	// the key.
 	misses map[string]int
-	// lastEnd is the start time (epoch ms) of the last inventory end event
-	// applied, 0 before the first.
+	// lastEnd is the start time (epoch ms) of the inventory of the last end
+	// event processed, complete or not, and 0 before the first.
 	lastEnd int64
 }
 
@@ -162,8 +162,7 @@ func (s *Stage) setSnapshot(at topicPartition, key string, asset *schemas.Asset)
 	})
 }
 
-// forgetAsset deletes the lifecycle state of a key. The caller
-// holds s.mu.
+// forgetAsset deletes the lifecycle state of a key. The caller holds s.mu.
 func (s *Stage) forgetAsset(at topicPartition, key string) {
 	s.setSnapshot(at, key, nil)
 	state := s.partitionAssets(at)

@@ -191,6 +191,11 @@ func New(cfg Config, logger *slog.Logger) (*Stage, error) {
 	if cfg.Routes == nil {
 		cfg.Routes = DefaultRoutes()
 	}
+	if cfg.Assets != nil {
+		// validate sets the defaults in the copy, not in the caller's value.
+		assets := *cfg.Assets
+		cfg.Assets = &assets
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -208,13 +213,8 @@ func New(cfg Config, logger *slog.Logger) (*Stage, error) {
 	for in, out := range cfg.Routes {
 		routes[in] = out
 	}
-	var assets *AssetConfig
-	if cfg.Assets != nil {
-		copied := *cfg.Assets
-		assets = &copied
-	}
 	return &Stage{
-		assets:      assets,
+		assets:      cfg.Assets,
 		assetState:  make(map[topicPartition]*partitionAssets),
 		routes:      routes,
 		fingerprint: cfg.Fingerprint,
