@@ -2,8 +2,9 @@
 // from oversoc/<version>/, a validator for them, the Go record types and the content fingerprint
 // that gives each record its CloudEvents id.
 //
-// Released version folders stay as they are. A new version is a copy of the latest folder with the
-// changes applied and Version bumped. README.md beside this file gives the versioning rules.
+// Released version folders stay as they are: released.sha256 lists the SHA-256 of their files, and a
+// test fails when one changes. A new version is a copy of the latest folder with the changes applied
+// and Version bumped. README.md beside this file gives the versioning rules.
 package schemas
 
 import (
