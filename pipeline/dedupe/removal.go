@@ -23,7 +23,7 @@ import (
 // inventory changes nothing, so it delays a removal by one inventory but never
 // causes a wrong one. The same holds for an inventory of zero sensors, which
 // is more likely a console or permission fault than an empty fleet. An end
-// event that is not newer than the last applied one is a replay and ignored.
+// event that is not newer than the last processed one is a replay and ignored.
 func (s *Stage) processInventoryEnd(msg kafka.Message, out string, now time.Time) ([]kafka.Message, error) {
 	end, err := inventory.Parse(msg.Value)
 	if err != nil {
