@@ -63,6 +63,12 @@ func VolatileFields(kind Kind) []string {
 			"/devices/*/uid",
 			"/devices/*/asset_uid",
 		}
+	case KindAssetSecurityState:
+		return []string{
+			"/time",
+			"/metadata/uid",
+			"/metadata/processed_time",
+		}
 	}
 	return nil
 }

@@ -2,8 +2,9 @@
 // from oversoc/<version>/, a validator for them, the Go record types and the content fingerprint
 // that gives each record its CloudEvents id.
 //
-// Released version folders stay as they are. A new version is a copy of the latest folder with the
-// changes applied and Version bumped. README.md beside this file gives the versioning rules.
+// Released version folders stay as they are: released.sha256 lists the SHA-256 of their files, and a
+// test fails when one changes. A new version is a copy of the latest folder with the changes applied
+// and Version bumped. README.md beside this file gives the versioning rules.
 package schemas
 
 import (
@@ -13,7 +14,7 @@ import (
 
 // Version is the contract version of the schemas that Validate uses and that producers write into
 // schema_version.
-const Version = "1.0.0"
+const Version = "1.1.0"
 
 // OCSFVersion is the OCSF release the records are aligned with, written into metadata.version.
 const OCSFVersion = "1.8.0"
@@ -34,12 +35,18 @@ type Kind string
 const (
 	KindAsset   Kind = "asset"   // machine inventory record, asset.schema.json
 	KindFinding Kind = "finding" // MalOp record, finding.schema.json
+	// KindAssetSecurityState is a change of an asset's protection posture,
+	// asset-security-state.schema.json, added in 1.1.0.
+	KindAssetSecurityState Kind = "asset-security-state"
 )
 
-// kinds lists every record kind in a fixed order.
-func kinds() []Kind { return []Kind{KindAsset, KindFinding} }
+// kinds lists every record kind of Version in a fixed order. An older version folder may lack the
+// kinds added after it.
+func kinds() []Kind { return []Kind{KindAsset, KindFinding, KindAssetSecurityState} }
 
-func (k Kind) valid() bool { return k == KindAsset || k == KindFinding }
+func (k Kind) valid() bool {
+	return k == KindAsset || k == KindFinding || k == KindAssetSecurityState
+}
 
 // SchemaID returns the $id of the kind's schema in Version, which producers put in the
 // ce_dataschema header. It returns "" for an unknown kind.

@@ -43,6 +43,9 @@ func newValidator(version string) (*Validator, error) {
 		printer: message.NewPrinter(language.English),
 	}
 	for _, kind := range kinds() {
+		if _, err := fs.Stat(schemaFiles, schemaPath(version, string(kind))); err != nil && version != Version {
+			continue // the kind is newer than this version
+		}
 		id := schemaID(version, string(kind))
 		sch, err := compiler.Compile(id)
 		if err != nil {

@@ -42,7 +42,7 @@ func TestEmbeddedSchemasCompile(t *testing.T) {
 		if _, err := newValidator(version); err != nil {
 			t.Errorf("compile version %s: %v", version, err)
 		}
-		for _, name := range []string{"common", "asset", "finding"} {
+		for _, name := range []string{"common", "asset", "finding"} { // every 1.x version has these
 			if _, err := fs.Stat(schemaFiles, schemaPath(version, name)); err != nil {
 				t.Errorf("version %s lacks %s.schema.json: %v", version, name, err)
 			}
@@ -81,8 +81,9 @@ func TestSchemaID(t *testing.T) {
 		kind Kind
 		want string
 	}{
-		{KindAsset, "https://schemas.oversoc.com/oversoc/1.0.0/asset.schema.json"},
-		{KindFinding, "https://schemas.oversoc.com/oversoc/1.0.0/finding.schema.json"},
+		{KindAsset, "https://schemas.oversoc.com/oversoc/1.1.0/asset.schema.json"},
+		{KindFinding, "https://schemas.oversoc.com/oversoc/1.1.0/finding.schema.json"},
+		{KindAssetSecurityState, "https://schemas.oversoc.com/oversoc/1.1.0/asset-security-state.schema.json"},
 		{Kind("policy"), ""},
 	}
 	for _, tt := range tests {
@@ -114,9 +115,17 @@ func examples(t *testing.T) map[string][]byte {
 	return out
 }
 
+// exampleKind returns the kind that the example's file name starts with, the longest one when
+// several match ("asset-security-state-x.json" is not an "asset"), or "" for none.
 func exampleKind(p string) Kind {
-	name, _, _ := strings.Cut(filepath.Base(p), "-")
-	return Kind(name)
+	base := filepath.Base(p)
+	var found Kind
+	for _, kind := range kinds() {
+		if strings.HasPrefix(base, string(kind)+"-") && len(kind) > len(found) {
+			found = kind
+		}
+	}
+	return found
 }
 
 // TestExamplesValidate checks every example record against the schemas of its own version and of
@@ -224,6 +233,12 @@ func TestValidateRejectsBrokenRecords(t *testing.T) {
 			"/devices/0/agent_list/0",
 		},
 		{"unknown raw-only field", "asset-full.json", "/protection/raw/avDbDate", "2026-01-01", "/protection/raw/avDbDate"},
+		{"state without changes", "asset-security-state-isolated.json", "/changed_fields", []any{}, "/changed_fields"},
+		{"state of another class", "asset-security-state-isolated.json", "/class_uid", 5001, "/class_uid"},
+		{"state with raw protection", "asset-security-state-isolated.json", "/protection/raw", map[string]any{"isolated": "true"}, "/protection/raw"},
+		{"state with bad level", "asset-security-state-protection-off.json", "/prev_security_level_id", 4, "/prev_security_level_id"},
+		{"state without previous posture", "asset-security-state-protection-off.json", "/prev_protection", nil, ""},
+		{"state with volatile status", "asset-security-state-isolated.json", "/protection/sensor_status", "online", "/protection/sensor_status"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -433,3 +433,19 @@ func TestWriterUnhealthyWhileRetrying(t *testing.T) {
 		t.Error("writer not healthy after its retries succeeded")
 	}
 }
+
+func TestWriterPartitions(t *testing.T) {
+	brokers := kafkatest.NewBroker(t, embeddedkafka.Topic{Name: topic, Partitions: 3})
+	w := newWriter(t, brokers, nil, nil)
+
+	n, err := w.Partitions(context.Background(), topic)
+	if err != nil {
+		t.Fatalf("Partitions(%s): %v", topic, err)
+	}
+	if n != 3 {
+		t.Errorf("Partitions(%s) = %d, want 3", topic, n)
+	}
+	if _, err := w.Partitions(context.Background(), "no-such-topic"); err == nil {
+		t.Error("Partitions of a missing topic returned no error")
+	}
+}

@@ -70,6 +70,11 @@ type Publisher interface {
 	Write(ctx context.Context, msgs ...kafka.Message) error
 }
 
+// PartitionCounter returns the partition count of a Kafka topic.
+type PartitionCounter interface {
+	Partitions(ctx context.Context, topic string) (int, error)
+}
+
 // CheckpointStore keeps the cursors of the alert feeds across restarts. The
 // stage's keys are "<tenant>/<feed>", one per console and feed.
 type CheckpointStore interface {
@@ -115,6 +120,11 @@ type Config struct {
 	// tenant resumes where the last one stopped. nil keeps the cursors in
 	// memory only: each new stage starts at the windows' Start or Lookback.
 	Checkpoints CheckpointStore
+
+	// Partitions returns the partition count of SensorsTopic, to which every
+	// complete inventory writes one end event per partition. nil writes
+	// none, and dedupe then never marks an asset removed.
+	Partitions PartitionCounter
 
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time

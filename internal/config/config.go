@@ -123,6 +123,11 @@ type Kafka struct {
 	// GroupRebalanceTimeout is how long a rebalance waits for every member
 	// to finish its batch in flight and join again. Default: 30s.
 	GroupRebalanceTimeout time.Duration `env:"GROUP_REBALANCE_TIMEOUT, default=30s"`
+
+	// DedupeMissedInventories is the number of complete sensor inventories
+	// in a row that an asset must be missing from before dedupe publishes
+	// it as removed, then a tombstone for it. At least 1. Default: 1.
+	DedupeMissedInventories int `env:"DEDUPE_MISSED_INVENTORIES, default=1"`
 }
 
 // SASL holds the Kafka SASL settings.
@@ -150,6 +155,9 @@ type Topics struct {
 	NormalizedFindings string `env:"NORMALIZED_FINDINGS, default=oversoc.normalized.findings"`
 	Assets             string `env:"ASSETS, default=oversoc.assets"`
 	Findings           string `env:"FINDINGS, default=oversoc.findings"`
+	// AssetSecurityState receives a record for each change of an asset's
+	// protection posture.
+	AssetSecurityState string `env:"ASSET_SECURITY_STATE, default=oversoc.asset-security-state"`
 	// State is the compacted topic of the source's alert feed checkpoints.
 	State string `env:"STATE, default=cybereason.connector.state"`
 }
@@ -329,6 +337,9 @@ func (c *Config) validate() []string {
 	}
 	if c.Kafka.DedupeResyncInterval < 0 {
 		add("KAFKA_DEDUPE_RESYNC_INTERVAL: must not be negative, got %s", c.Kafka.DedupeResyncInterval)
+	}
+	if c.Kafka.DedupeMissedInventories < 1 {
+		add("KAFKA_DEDUPE_MISSED_INVENTORIES: must be at least 1, got %d", c.Kafka.DedupeMissedInventories)
 	}
 	if c.Source.MalopsOverlap < 0 {
 		add("SOURCE_MALOPS_OVERLAP: must not be negative, got %s", c.Source.MalopsOverlap)
@@ -525,14 +536,15 @@ func (c *Config) Runs(stage string) bool { return slices.Contains(c.Stages, stag
 
 func (t Topics) byVariable() map[string]string {
 	return map[string]string{
-		"KAFKA_TOPIC_RAW_SENSORS":         t.RawSensors,
-		"KAFKA_TOPIC_RAW_MALOPS":          t.RawMalops,
-		"KAFKA_TOPIC_RAW_MALWARE":         t.RawMalware,
-		"KAFKA_TOPIC_RAW_POLICIES":        t.RawPolicies,
-		"KAFKA_TOPIC_NORMALIZED_ASSETS":   t.NormalizedAssets,
-		"KAFKA_TOPIC_NORMALIZED_FINDINGS": t.NormalizedFindings,
-		"KAFKA_TOPIC_ASSETS":              t.Assets,
-		"KAFKA_TOPIC_FINDINGS":            t.Findings,
-		"KAFKA_TOPIC_STATE":               t.State,
+		"KAFKA_TOPIC_RAW_SENSORS":          t.RawSensors,
+		"KAFKA_TOPIC_RAW_MALOPS":           t.RawMalops,
+		"KAFKA_TOPIC_RAW_MALWARE":          t.RawMalware,
+		"KAFKA_TOPIC_RAW_POLICIES":         t.RawPolicies,
+		"KAFKA_TOPIC_NORMALIZED_ASSETS":    t.NormalizedAssets,
+		"KAFKA_TOPIC_NORMALIZED_FINDINGS":  t.NormalizedFindings,
+		"KAFKA_TOPIC_ASSETS":               t.Assets,
+		"KAFKA_TOPIC_FINDINGS":             t.Findings,
+		"KAFKA_TOPIC_ASSET_SECURITY_STATE": t.AssetSecurityState,
+		"KAFKA_TOPIC_STATE":                t.State,
 	}
 }

@@ -313,3 +313,42 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestLoadAssetLifecycleSettings(t *testing.T) {
+	cfg, err := load(t, validEnv())
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got := cfg.Kafka.DedupeMissedInventories; got != 1 {
+		t.Errorf("missed inventories default = %d, want 1", got)
+	}
+	if got := cfg.Kafka.Topics.AssetSecurityState; got != "oversoc.asset-security-state" {
+		t.Errorf("security-state topic default = %q, want oversoc.asset-security-state", got)
+	}
+
+	tests := []struct {
+		value, want string
+	}{
+		{"0", "KAFKA_DEDUPE_MISSED_INVENTORIES: must be at least 1, got 0"},
+		{"-2", "KAFKA_DEDUPE_MISSED_INVENTORIES: must be at least 1, got -2"},
+		{"two", `KAFKA_DEDUPE_MISSED_INVENTORIES: invalid value "two"`},
+	}
+	for _, tt := range tests {
+		env := validEnv()
+		env["KAFKA_DEDUPE_MISSED_INVENTORIES"] = tt.value
+		if _, err := load(t, env); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("KAFKA_DEDUPE_MISSED_INVENTORIES=%s: error %v, want one containing %q", tt.value, err, tt.want)
+		}
+	}
+
+	env := validEnv()
+	env["KAFKA_DEDUPE_MISSED_INVENTORIES"] = "3"
+	env["KAFKA_TOPIC_ASSET_SECURITY_STATE"] = "soc.posture"
+	cfg, err = load(t, env)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if cfg.Kafka.DedupeMissedInventories != 3 || cfg.Kafka.Topics.AssetSecurityState != "soc.posture" {
+		t.Errorf("settings = %d and %q, want 3 and soc.posture", cfg.Kafka.DedupeMissedInventories, cfg.Kafka.Topics.AssetSecurityState)
+	}
+}

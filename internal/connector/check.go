@@ -71,6 +71,11 @@ func checkKafka(ctx context.Context, cfg *config.Config) CheckResult {
 	if err := checkTopics(ctx, security, cfg.Kafka.Brokers, topics); err != nil {
 		return CheckResult{Name: "kafka", Detail: err.Error()}
 	}
+	if cfg.Runs(config.StageEnrich) {
+		if err := checkCopartitioned(ctx, security, cfg.Kafka.Brokers, cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.NormalizedAssets); err != nil {
+			return CheckResult{Name: "kafka", Detail: err.Error()}
+		}
+	}
 	return CheckResult{Name: "kafka", OK: true, Detail: fmt.Sprintf("%d topics present", len(topics))}
 }
 

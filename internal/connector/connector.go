@@ -78,13 +78,17 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 		logger.Warn("KAFKA_SASL_MECHANISM is PLAIN without TLS, so the Kafka password crosses the network in clear text; set KAFKA_TLS=true or use SCRAM")
 	}
 
-	// Dedupe writes each output to the partition with the number of its
-	// input partition. Every other message is partitioned by key.
+	// The source chooses the partition of each raw sensor event and writes
+	// an inventory end event to every partition. Enrich and dedupe write
+	// each asset record, and dedupe each finding, to the partition with the
+	// number of its input partition. Every other message is partitioned by
+	// key.
+	topics := cfg.Kafka.Topics
 	transport := security.Transport()
 	writer, err := sink.NewWriter(sink.Config{
 		Brokers:   cfg.Kafka.Brokers,
 		Transport: transport,
-		Balancer:  pipeline.PartitionBalancer(cfg.Kafka.Topics.Assets, cfg.Kafka.Topics.Findings),
+		Balancer:  pipeline.PartitionBalancer(topics.RawSensors, topics.NormalizedAssets, topics.Assets, topics.Findings),
 	}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("create kafka writer: %w", err)
@@ -160,6 +164,7 @@ func (s *Stages) buildSource(cfg *config.Config, opts Options) error {
 		},
 		MalopDetails: cfg.Source.MalopDetails,
 		Checkpoints:  checkpoints,
+		Partitions:   s.Writer,
 		Now:          opts.Now,
 		ObserveRun:   s.metrics.observeRun,
 	}, client, s.publisher, s.logger)
@@ -200,6 +205,9 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 		RebalanceTimeout: cfg.Kafka.GroupRebalanceTimeout,
 		Topics:           []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops, cfg.Kafka.Topics.RawMalware},
 		DrainTimeout:     cfg.ShutdownTimeout,
+		StartCheck: func(ctx context.Context) error {
+			return checkCopartitioned(ctx, s.security, cfg.Kafka.Brokers, cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.NormalizedAssets)
+		},
 	}, stage, s.publisher, s.logger)
 	if err != nil {
 		return err
@@ -217,6 +225,10 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 // the partition is assigned. The runner checks at start that inputs and
 // outputs have the same partition counts.
 func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
+	validator, err := schemas.NewValidator()
+	if err != nil {
+		return err
+	}
 	kinds := map[string]schemas.Kind{
 		cfg.Kafka.Topics.NormalizedAssets:   schemas.KindAsset,
 		cfg.Kafka.Topics.NormalizedFindings: schemas.KindFinding,
@@ -232,6 +244,12 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 		ResyncInterval: cfg.Kafka.DedupeResyncInterval,
 		Brokers:        cfg.Kafka.Brokers,
 		Dialer:         s.security.Dialer(),
+		Assets: &dedupe.AssetConfig{
+			Topic:              cfg.Kafka.Topics.NormalizedAssets,
+			SecurityStateTopic: cfg.Kafka.Topics.AssetSecurityState,
+			MissedInventories:  cfg.Kafka.DedupeMissedInventories,
+			Validator:          validator,
+		},
 	}, s.logger)
 	if err != nil {
 		return err

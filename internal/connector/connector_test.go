@@ -38,6 +38,7 @@ func testTopicSpecs(topics config.Topics, partitions int) []embeddedkafka.Topic 
 		topics.NormalizedAssets, topics.NormalizedFindings, topics.Assets, topics.Findings} {
 		specs = append(specs, embeddedkafka.Topic{Name: name, Partitions: partitions}, embeddedkafka.Topic{Name: name + ".dlq"})
 	}
+	specs = append(specs, embeddedkafka.Topic{Name: topics.AssetSecurityState, Partitions: partitions})
 	return append(specs, embeddedkafka.Topic{Name: topics.State, Compacted: true})
 }
 
@@ -54,6 +55,7 @@ func testConfigWithoutBroker(consoleURL, password string) *config.Config {
 		Assets:             "oversoc.assets",
 		Findings:           "oversoc.findings",
 		State:              "cybereason.connector.state",
+		AssetSecurityState: "oversoc.asset-security-state",
 	}
 
 	return &config.Config{

@@ -33,6 +33,10 @@ type statsCollector struct {
 	writeRetries      *prometheus.Desc
 	writeRejected     *prometheus.Desc
 	kafkaAuthFailing  *prometheus.Desc
+	enrichInventories *prometheus.Desc
+	dedupeInventories *prometheus.Desc
+	dedupeRemoved     *prometheus.Desc
+	dedupeStates      *prometheus.Desc
 }
 
 func newStatsCollector(stages *Stages) *statsCollector {
@@ -55,6 +59,10 @@ func newStatsCollector(stages *Stages) *statsCollector {
 		writeRetries:      desc("kafka_write_retries_total", "Kafka write attempts repeated after a transient failure."),
 		writeRejected:     desc("kafka_write_rejected_total", "Messages the brokers rejected for good, such as too large ones; each goes to a dead-letter topic."),
 		kafkaAuthFailing:  desc("kafka_authentication_failing", "1 while SASL exchanges with the brokers keep failing, as with a wrong password; 0 otherwise."),
+		enrichInventories: desc("enrich_inventory_end_events_total", "Sensor inventory end events enrich read, by outcome: forwarded, or invalid and dead-lettered.", "outcome"),
+		dedupeInventories: desc("dedupe_inventory_end_events_total", "Sensor inventory end events dedupe read, by outcome: complete (applied), incomplete (not seen whole on the partition, nothing removed), replayed (ignored) or invalid (dead-lettered).", "outcome"),
+		dedupeRemoved:     desc("dedupe_removed_assets_total", "Assets published as removed, each followed by a tombstone."),
+		dedupeStates:      desc("dedupe_security_state_records_total", "Asset security-state records, by outcome: published, or failed (logged, not published).", "outcome"),
 	}
 }
 
@@ -62,7 +70,8 @@ func newStatsCollector(stages *Stages) *statsCollector {
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.sourceEvents, c.sourceRuns, c.sourceFailedRuns, c.malopDetailErrors,
 		c.consumed, c.produced, c.deadLettered, c.unknownValues, c.enrichDetails, c.dedupeUnchanged,
-		c.dedupeStateKeys, c.writeRetries, c.writeRejected, c.kafkaAuthFailing} {
+		c.dedupeStateKeys, c.writeRetries, c.writeRejected, c.kafkaAuthFailing,
+		c.enrichInventories, c.dedupeInventories, c.dedupeRemoved, c.dedupeStates} {
 		ch <- d
 	}
 }
@@ -103,9 +112,19 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.unknownValues, float64(count), field)
 		}
 		counter(c.enrichDetails, float64(stats.DetailsFailed))
+		counter(c.enrichInventories, float64(stats.InventoryEnds), "forwarded")
+		counter(c.enrichInventories, float64(stats.InvalidInventoryEnds), "invalid")
 	}
 	if stage := c.stages.Dedupe; stage != nil {
-		counter(c.dedupeUnchanged, float64(stage.Stats().Unchanged))
+		stats := stage.Stats()
+		counter(c.dedupeUnchanged, float64(stats.Unchanged))
+		counter(c.dedupeInventories, float64(stats.InventoryEnds), "complete")
+		counter(c.dedupeInventories, float64(stats.IncompleteInventories), "incomplete")
+		counter(c.dedupeInventories, float64(stats.ReplayedInventoryEnds), "replayed")
+		counter(c.dedupeInventories, float64(stats.InvalidInventoryEnds), "invalid")
+		counter(c.dedupeRemoved, float64(stats.Removed))
+		counter(c.dedupeStates, float64(stats.SecurityStates), "published")
+		counter(c.dedupeStates, float64(stats.SecurityStateErrors), "failed")
 	}
 	if state := c.stages.dedupeState; state != nil {
 		ch <- prometheus.MustNewConstMetric(c.dedupeStateKeys, prometheus.GaugeValue, float64(state.Len()))

@@ -36,7 +36,8 @@ func requiredTopics(cfg *config.Config) []string {
 		}
 	}
 	if cfg.Runs(config.StageDedupe) {
-		topics = append(topics, t.NormalizedAssets, t.NormalizedFindings, dlq(t.NormalizedAssets), dlq(t.NormalizedFindings), t.Assets, t.Findings)
+		topics = append(topics, t.NormalizedAssets, t.NormalizedFindings, dlq(t.NormalizedAssets), dlq(t.NormalizedFindings), t.Assets, t.Findings,
+			t.AssetSecurityState)
 	}
 
 	slices.Sort(topics)
@@ -78,3 +79,31 @@ func checkTopics(ctx context.Context, security *kafkaconn.Security, brokers, top
 // write, with the dead-letter topics and the source's state topic: the
 // topics that `run` checks at start.
 func RequiredTopics(cfg *config.Config) []string { return requiredTopics(cfg) }
+
+// checkCopartitioned fails unless topic out has as many partitions as topic
+// in. Enrich forwards the inventory end event of raw sensors partition p to
+// normalized assets partition p, where dedupe reads it as the end of the
+// inventory on that partition. With a different count, some partitions would
+// get no end events, or enrich would write to a partition that does not exist.
+func checkCopartitioned(ctx context.Context, security *kafkaconn.Security, brokers []string, in, out string) error {
+	transport := security.Transport()
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
+
+	metadata, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{in, out}})
+	if err != nil {
+		return fmt.Errorf("check partitions of %s and %s: read topic metadata: %w", in, out, security.Explain(err))
+	}
+	counts := make(map[string]int, 2)
+	for _, topic := range metadata.Topics {
+		if topic.Error != nil {
+			return fmt.Errorf("check partitions of %s and %s: topic %s: %w", in, out, topic.Name, topic.Error)
+		}
+		counts[topic.Name] = len(topic.Partitions)
+	}
+	if counts[in] != counts[out] {
+		return fmt.Errorf("partition count of %s is %d but that of %s is %d; create %s with %d partitions, because enrich writes the asset records and inventory end events of partition p to partition p",
+			out, counts[out], in, counts[in], out, counts[in])
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -60,9 +61,92 @@ func TestDemoGeneratedTenant(t *testing.T) {
 		t.Errorf("%d distinct malware findings, want at least 2", malware)
 	}
 
-	republished := len(records) - len(assets) - len(findings)
+	republished := len(records) - len(assets) - len(findings) - len(keysByTopic(records)["oversoc.asset-security-state"])
 	if republished < 3 || republished > 20 {
 		t.Errorf("second cycle republished %d records, want the few that changed", republished)
+	}
+	assertLifecycle(t, output, records)
+}
+
+// protectionChange matches a protection change in the demo's summary of the
+// tenant's changes, capturing the sensor id.
+var protectionChange = regexp.MustCompile(`sensor (\S+) [A-Za-z]+ \S+ -> [^;\s]+`)
+
+// statusFlip matches a sensor status flip in the same summary, capturing the
+// sensor id and the new status.
+var statusFlip = regexp.MustCompile(`sensor (\S+) (?:Online|Offline) -> (Online|Offline)`)
+
+// assertLifecycle checks that the second cycle published the sensor that the
+// tenant removed as a removed asset followed by its tombstone, and a
+// security-state record for each protection feature it turned off or on.
+func assertLifecycle(t *testing.T, output string, records []record) {
+	t.Helper()
+	var removed []string
+	tombstoned := map[string]bool{}
+	stateKeys := map[string]bool{}
+	for _, rec := range records {
+		switch {
+		case rec.Topic == "oversoc.asset-security-state":
+			stateKeys[rec.Key] = true
+		case rec.Topic == "oversoc.assets" && string(rec.Value) == "null":
+			tombstoned[rec.Key] = true
+		case rec.Topic == "oversoc.assets":
+			var asset schemas.Asset
+			if err := json.Unmarshal(rec.Value, &asset); err != nil {
+				t.Fatal(err)
+			}
+			if asset.Protection.LifecycleState == schemas.LifecycleRemoved {
+				if tombstoned[rec.Key] {
+					t.Errorf("asset %s: removed record after its tombstone", rec.Key)
+				}
+				removed = append(removed, rec.Key)
+			}
+		}
+	}
+
+	if len(removed) != 1 {
+		t.Fatalf("%d removed assets, want the 1 sensor the tenant removed", len(removed))
+	}
+	if !strings.Contains(output, "sensor "+strings.TrimPrefix(removed[0], "cybereason:demo.cybereason.example:")+" removed") {
+		t.Errorf("removed asset %s is not the sensor the tenant removed:\n%s", removed[0], output)
+	}
+	if !tombstoned[removed[0]] || len(tombstoned) != 1 {
+		t.Errorf("tombstones for %v, want one for %s", tombstoned, removed[0])
+	}
+	// "sensor <id> <field> <from> -> <to>" is a protection change, and
+	// "sensor <id> <from> -> <to>" a status flip, which must publish none.
+	changed := map[string]bool{}
+	for _, match := range protectionChange.FindAllStringSubmatch(output, -1) {
+		changed["cybereason:demo.cybereason.example:"+match[1]] = true
+	}
+	if len(changed) == 0 || len(stateKeys) != len(changed) {
+		t.Errorf("security-state records for %v, want one for each sensor whose protection changed: %v", stateKeys, changed)
+	}
+	for key := range stateKeys {
+		if !changed[key] {
+			t.Errorf("security-state record for %s, whose protection did not change", key)
+		}
+	}
+
+	// A sensor that only went online or offline keeps its first record.
+	flipped := statusFlip.FindAllStringSubmatch(output, -1)
+	if len(flipped) == 0 {
+		t.Errorf("the tenant flipped no sensor status:\n%s", output)
+	}
+	for _, match := range flipped {
+		key := "cybereason:demo.cybereason.example:" + match[1]
+		published := 0
+		for _, rec := range records {
+			if rec.Key == key {
+				published++
+			}
+		}
+		if published != 1 {
+			t.Errorf("sensor %s that only went %s published %d records, want its first one only", match[1], match[2], published)
+		}
+	}
+	if !strings.Contains(output, "followed by its tombstone") {
+		t.Errorf("output does not show the removed asset and its tombstone:\n%s", output)
 	}
 }
 
@@ -246,12 +330,23 @@ func validateAll(t *testing.T, records []record) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kinds := map[string]schemas.Kind{"oversoc.assets": schemas.KindAsset, "oversoc.findings": schemas.KindFinding}
+	kinds := map[string]schemas.Kind{
+		"oversoc.assets":               schemas.KindAsset,
+		"oversoc.findings":             schemas.KindFinding,
+		"oversoc.asset-security-state": schemas.KindAssetSecurityState,
+	}
 
 	for _, rec := range records {
 		kind, ok := kinds[rec.Topic]
 		if !ok {
 			t.Errorf("record on unexpected topic %q", rec.Topic)
+			continue
+		}
+		if string(rec.Value) == "null" {
+			// A tombstone has no value, so it names no schema.
+			if schema, ok := rec.Headers["ce_dataschema"]; ok {
+				t.Errorf("%s %s: tombstone carries ce_dataschema %q", rec.Topic, rec.Key, schema)
+			}
 			continue
 		}
 		if err := validator.Validate(kind, rec.Value); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/oversoc/cybereason-connector/internal/config"
 	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
 	"github.com/oversoc/cybereason-connector/schemas"
+	"github.com/oversoc/cybereason-connector/sink"
 )
 
 // record is one line of the --records file.
@@ -50,6 +51,7 @@ func report(ctx context.Context, cfg *config.Config, opts Options, out io.Writer
 	}{
 		{cfg.Kafka.Topics.Assets, schemas.KindAsset},
 		{cfg.Kafka.Topics.Findings, schemas.KindFinding},
+		{cfg.Kafka.Topics.AssetSecurityState, schemas.KindAssetSecurityState},
 	}
 
 	var all []record
@@ -63,20 +65,18 @@ func report(ctx context.Context, cfg *config.Config, opts Options, out io.Writer
 
 		for _, msg := range msgs {
 			all = append(all, newRecord(msg))
-			if msg.Value == nil {
-				continue
-			}
-			if err := validator.Validate(final.kind, msg.Value); err != nil {
+			if err := checkRecord(validator, final.kind, msg); err != nil {
 				invalid = append(invalid, fmt.Errorf("%s key %s: %w", final.topic, msg.Key, err))
 			}
 		}
-		fmt.Fprintf(out, "  %-18s %s, validated against %s\n", final.topic, plural(len(msgs), "record"), schemas.SchemaID(final.kind))
+		fmt.Fprintf(out, "  %-28s %s, validated against %s\n", final.topic, plural(len(msgs), "record"), schemas.SchemaID(final.kind))
 	}
 	if len(invalid) > 0 {
 		return fmt.Errorf("%d records are not valid against their schema: %w", len(invalid), errors.Join(invalid...))
 	}
 
-	printExamples(out, all, finals[0].topic, finals[1].topic)
+	printExamples(out, all, finals[0].topic, finals[1].topic, finals[2].topic)
+	printLifecycle(out, all, finals[0].topic)
 	if opts.RecordsFile != "" {
 		if err := writeRecords(opts.RecordsFile, all); err != nil {
 			return err
@@ -84,6 +84,44 @@ func report(ctx context.Context, cfg *config.Config, opts Options, out io.Writer
 		fmt.Fprintf(out, "\nWrote %s to %s\n", plural(len(all), "record"), opts.RecordsFile)
 	}
 	return nil
+}
+
+// checkRecord validates a record against the schema of kind and checks that
+// its ce_dataschema header names that schema. A tombstone carries no
+// ce_dataschema, because it has no value to validate.
+func checkRecord(validator *schemas.Validator, kind schemas.Kind, msg kafka.Message) error {
+	dataSchema, hasSchema := sink.HeaderValue(msg.Headers, sink.HeaderDataSchema)
+	if msg.Value == nil {
+		if hasSchema {
+			return fmt.Errorf("tombstone carries ce_dataschema %q", dataSchema)
+		}
+		return nil
+	}
+	if dataSchema != schemas.SchemaID(kind) {
+		return fmt.Errorf("ce_dataschema is %q, expected %q", dataSchema, schemas.SchemaID(kind))
+	}
+	return validator.Validate(kind, msg.Value)
+}
+
+// printLifecycle prints the first removed asset of topic and its tombstone.
+func printLifecycle(out io.Writer, records []record, topic string) {
+	for i, rec := range records {
+		var asset schemas.Asset
+		if rec.Topic != topic || string(rec.Value) == "null" || json.Unmarshal(rec.Value, &asset) != nil {
+			continue
+		}
+		if asset.Protection.LifecycleState != schemas.LifecycleRemoved {
+			continue
+		}
+		fmt.Fprintf(out, "\nRemoved asset %s: lifecycle_state %q (ce_id %s)\n", rec.Key, asset.Protection.LifecycleState, rec.Headers[sink.HeaderID])
+		for _, next := range records[i+1:] {
+			if next.Topic == topic && next.Key == rec.Key && string(next.Value) == "null" {
+				fmt.Fprintf(out, "  followed by its tombstone (ce_id %s)\n", next.Headers[sink.HeaderID])
+				break
+			}
+		}
+		return
+	}
 }
 
 func printExamples(out io.Writer, records []record, topics ...string) {

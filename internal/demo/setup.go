@@ -49,10 +49,12 @@ func demoConfig() *config.Config {
 				Assets:             "oversoc.assets",
 				Findings:           "oversoc.findings",
 				State:              "cybereason.connector.state",
+				AssetSecurityState: "oversoc.asset-security-state",
 			},
-			EnrichGroup:          "demo-enrich",
-			DedupeGroup:          "demo-dedupe",
-			DedupeResyncInterval: 24 * time.Hour,
+			EnrichGroup:             "demo-enrich",
+			DedupeGroup:             "demo-dedupe",
+			DedupeResyncInterval:    24 * time.Hour,
+			DedupeMissedInventories: 1,
 		},
 		Source: config.Source{
 			Feeds:            []string{"sensors", "malops", "malware", "policies"},
@@ -78,7 +80,7 @@ func topics(cfg *config.Config, partitions int) []embeddedkafka.Topic {
 	inputs := []string{t.RawSensors, t.RawMalops, t.RawMalware, t.RawPolicies, t.NormalizedAssets, t.NormalizedFindings}
 
 	var specs []embeddedkafka.Topic
-	for _, name := range append(inputs, t.Assets, t.Findings) {
+	for _, name := range append(inputs, t.Assets, t.Findings, t.AssetSecurityState) {
 		specs = append(specs, embeddedkafka.Topic{Name: name, Partitions: partitions})
 	}
 	for _, name := range inputs {
@@ -99,6 +101,7 @@ func randomPassword() (string, error) {
 type counters struct {
 	enrichConsumed, enrichProduced, enrichDeadLettered int64
 	dedupeConsumed, dedupeForwarded, dedupeUnchanged   int64
+	dedupeRemoved, dedupeSecurityStates                int64
 }
 
 func snapshot(stages *connector.Stages) counters {
@@ -106,12 +109,14 @@ func snapshot(stages *connector.Stages) counters {
 	dedupeRunner := stages.DedupeRunner.Stats()
 	dedupe := stages.Dedupe.Stats()
 	return counters{
-		enrichConsumed:     enrich.Consumed,
-		enrichProduced:     enrich.Produced,
-		enrichDeadLettered: enrich.DeadLettered,
-		dedupeConsumed:     dedupeRunner.Consumed,
-		dedupeForwarded:    dedupe.Forwarded,
-		dedupeUnchanged:    dedupe.Unchanged,
+		enrichConsumed:       enrich.Consumed,
+		enrichProduced:       enrich.Produced,
+		enrichDeadLettered:   enrich.DeadLettered,
+		dedupeConsumed:       dedupeRunner.Consumed,
+		dedupeForwarded:      dedupe.Forwarded,
+		dedupeUnchanged:      dedupe.Unchanged,
+		dedupeRemoved:        dedupe.Removed,
+		dedupeSecurityStates: dedupe.SecurityStates,
 	}
 }
 
@@ -120,4 +125,6 @@ func (c counters) printDelta(out io.Writer, before counters) {
 		c.enrichConsumed-before.enrichConsumed, c.enrichProduced-before.enrichProduced, c.enrichDeadLettered-before.enrichDeadLettered)
 	fmt.Fprintf(out, "  dedupe  consumed %d records, republished %d changed, dropped %d unchanged\n",
 		c.dedupeConsumed-before.dedupeConsumed, c.dedupeForwarded-before.dedupeForwarded, c.dedupeUnchanged-before.dedupeUnchanged)
+	fmt.Fprintf(out, "          removed %d assets (each with a tombstone), published %d security-state changes\n",
+		c.dedupeRemoved-before.dedupeRemoved, c.dedupeSecurityStates-before.dedupeSecurityStates)
 }

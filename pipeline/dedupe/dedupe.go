@@ -23,6 +23,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/oversoc/cybereason-connector/sink"
+	"github.com/oversoc/cybereason-connector/source/inventory"
 )
 
 // DefaultResyncInterval is the resync interval that the connector uses.
@@ -67,6 +68,9 @@ type Config struct {
 	// Dialer carries TLS and SASL settings for Restore and CheckPartitions.
 	// Optional.
 	Dialer *kafka.Dialer
+	// Assets turns on the asset lifecycle and the security-state records
+	// for one route (see AssetConfig). Optional.
+	Assets *AssetConfig
 }
 
 // Stage is the dedupe processor for a pipeline.Runner. It implements
@@ -87,6 +91,14 @@ type Stage struct {
 	keys map[topicPartition]map[string]keyInfo
 	undo []change // state changes of the current batch, oldest first
 
+	assets *AssetConfig // nil when the asset features are off
+	// assetState contains the lifecycle state of each output partition of
+	// the asset route.
+	assetState map[topicPartition]*partitionAssets
+	// undoSteps undo the asset state changes of the current batch, oldest
+	// first.
+	undoSteps []func()
+
 	in         atomic.Int64
 	forwarded  atomic.Int64
 	unchanged  atomic.Int64
@@ -94,6 +106,14 @@ type Stage struct {
 	tombstones atomic.Int64
 	resynced   atomic.Int64
 	restored   atomic.Int64
+
+	removed             atomic.Int64
+	securityStates      atomic.Int64
+	securityStateErrors atomic.Int64
+	inventoryEnds       atomic.Int64
+	incompleteEnds      atomic.Int64
+	endsIgnored         atomic.Int64
+	invalidEnds         atomic.Int64
 }
 
 // topicPartition is an output topic's partition.
@@ -151,12 +171,30 @@ type Stats struct {
 	Resynced int64
 	// Restored is the count of output records read by Restore.
 	Restored int64
+
+	// Removed is the count of assets published as removed, each followed by
+	// a tombstone (counted in Tombstones).
+	Removed int64
+	// SecurityStates is the count of security-state records published, and
+	// SecurityStateErrors the count of those that could not be built.
+	SecurityStates, SecurityStateErrors int64
+	// InventoryEnds is the count of inventory end events applied as
+	// complete inventories, IncompleteInventories the count of those not seen
+	// whole on their partition, ReplayedInventoryEnds the count ignored as
+	// replays, and InvalidInventoryEnds the count of malformed ones, which
+	// were dead-lettered.
+	InventoryEnds, IncompleteInventories, ReplayedInventoryEnds, InvalidInventoryEnds int64
 }
 
 // New validates cfg and returns a Stage. A nil logger discards logs.
 func New(cfg Config, logger *slog.Logger) (*Stage, error) {
 	if cfg.Routes == nil {
 		cfg.Routes = DefaultRoutes()
+	}
+	if cfg.Assets != nil {
+		// validate sets the defaults in the copy, not in the caller's value.
+		assets := *cfg.Assets
+		cfg.Assets = &assets
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -176,6 +214,8 @@ func New(cfg Config, logger *slog.Logger) (*Stage, error) {
 		routes[in] = out
 	}
 	return &Stage{
+		assets:      cfg.Assets,
+		assetState:  make(map[topicPartition]*partitionAssets),
 		routes:      routes,
 		fingerprint: cfg.Fingerprint,
 		resync:      cfg.ResyncInterval,
@@ -214,6 +254,9 @@ func (cfg *Config) validate() error {
 			errs = append(errs, fmt.Errorf("routes: output topic %q of input %q is also an input topic, which would feed the stage its own output", out, in))
 		}
 	}
+	if cfg.Assets != nil {
+		errs = append(errs, cfg.Assets.validate(cfg.Routes)...)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid dedupe config: %w", errors.Join(errs...))
 	}
@@ -230,6 +273,14 @@ func (s *Stage) Stats() Stats {
 		Tombstones: s.tombstones.Load(),
 		Resynced:   s.resynced.Load(),
 		Restored:   s.restored.Load(),
+
+		Removed:               s.removed.Load(),
+		SecurityStates:        s.securityStates.Load(),
+		SecurityStateErrors:   s.securityStateErrors.Load(),
+		InventoryEnds:         s.inventoryEnds.Load(),
+		IncompleteInventories: s.incompleteEnds.Load(),
+		ReplayedInventoryEnds: s.endsIgnored.Load(),
+		InvalidInventoryEnds:  s.invalidEnds.Load(),
 	}
 }
 
@@ -258,13 +309,33 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 	if len(msg.Key) == 0 {
 		return nil, errors.New("record has no key")
 	}
+	now := s.now()
+	if inventory.IsEnd(msg) {
+		if !s.isAssetInput(msg) {
+			s.invalidEnds.Add(1)
+			return nil, fmt.Errorf("inventory end event on topic %q, which is not the asset topic of the dedupe config", msg.Topic)
+		}
+		return s.processInventoryEnd(msg, out, now)
+	}
+	return s.processRecord(msg, out, now)
+}
+
+// processRecord decides whether to forward one record to out, as Process
+// describes.
+func (s *Stage) processRecord(msg kafka.Message, out string, now time.Time) ([]kafka.Message, error) {
 	key := string(msg.Key)
 	at := topicPartition{topic: out, partition: msg.Partition}
-	now := s.now()
 	// The record's timestamp is its emit time, which Restore reads back.
 	forward := kafka.Message{Topic: out, Partition: msg.Partition, Key: msg.Key, Value: msg.Value, Headers: msg.Headers, Time: now}
 	if len(s.brokers) > 0 {
 		forward.Headers = withInputOffset(msg.Headers, msg.Offset)
+	}
+	if s.isAssetInput(msg) {
+		// The inventory id matters to this stage only.
+		forward.Headers = withoutHeader(forward.Headers, inventory.HeaderID)
+		if msg.Value != nil {
+			s.noteSeen(at, key, msg.Headers)
+		}
 	}
 
 	if s.published(at, key, msg.Offset) {
@@ -279,7 +350,12 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 		return nil, nil
 	}
 	if msg.Value == nil {
-		s.record(at, key, "", false, now, eventTime)
+		s.mu.Lock()
+		s.recordLocked(at, key, "", false, now, eventTime)
+		if s.isAssetInput(msg) {
+			s.forgetAsset(at, key)
+		}
+		s.mu.Unlock()
 		s.tombstones.Add(1)
 		s.forwarded.Add(1)
 		return []kafka.Message{forward}, nil
@@ -299,7 +375,14 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 		s.resynced.Add(1)
 	}
 	s.forwarded.Add(1)
-	return []kafka.Message{forward}, nil
+
+	outs := []kafka.Message{forward}
+	if s.isAssetInput(msg) {
+		if state := s.trackAsset(at, key, msg, now); state != nil {
+			outs = append(outs, *state)
+		}
+	}
+	return outs, nil
 }
 
 // verdict is the decision of record about one input record.
@@ -317,7 +400,11 @@ const (
 func (s *Stage) record(at topicPartition, key, fingerprint string, present bool, now, eventTime time.Time) verdict {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.recordLocked(at, key, fingerprint, present, now, eventTime)
+}
 
+// recordLocked is record for a caller that holds s.mu.
+func (s *Stage) recordLocked(at topicPartition, key, fingerprint string, present bool, now, eventTime time.Time) verdict {
 	previous, existed := s.state.Get(at.topic, key)
 	info, hadInfo := s.keys[at][key]
 	v := changed
@@ -430,6 +517,7 @@ func (s *Stage) CommitBatch() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.undo = s.undo[:0]
+	s.undoSteps = s.undoSteps[:0]
 }
 
 // RollbackBatch restores the state from before the batch, so that records it
@@ -451,5 +539,9 @@ func (s *Stage) RollbackBatch() {
 			s.deleteInfo(at, c.key)
 		}
 	}
+	for i := len(s.undoSteps) - 1; i >= 0; i-- {
+		s.undoSteps[i]()
+	}
+	s.undoSteps = s.undoSteps[:0]
 	s.undo = s.undo[:0]
 }

@@ -46,6 +46,10 @@ type instanceConfig struct {
 	wrap func(*dedupe.Stage) pipeline.Processor
 	// batchWait is the runner's BatchWait; default 5ms.
 	batchWait time.Duration
+	// fingerprint replaces the test fingerprint when set.
+	fingerprint func(string, kafka.Message) (string, error)
+	// assets turns on the asset lifecycle when set.
+	assets *dedupe.AssetConfig
 }
 
 // instance is a running dedupe process: a stage, its group-mode runner and
@@ -67,12 +71,16 @@ func startInstance(t *testing.T, brokers []string, cfg instanceConfig) *instance
 	if cfg.batchWait == 0 {
 		cfg.batchWait = 5 * time.Millisecond
 	}
+	if cfg.fingerprint == nil {
+		cfg.fingerprint = fingerprint
+	}
 	stage, err := dedupe.New(dedupe.Config{
 		Routes:         map[string]string{assetsIn: assetsOut},
-		Fingerprint:    fingerprint,
+		Fingerprint:    cfg.fingerprint,
 		ResyncInterval: cfg.resync,
 		Now:            cfg.now,
 		Brokers:        brokers,
+		Assets:         cfg.assets,
 	}, nil)
 	if err != nil {
 		t.Fatalf("dedupe.New: %v", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/oversoc/cybereason-connector/internal/kafkaread"
+	"github.com/oversoc/cybereason-connector/schemas"
 	"github.com/oversoc/cybereason-connector/sink"
 )
 
@@ -21,6 +22,9 @@ type restoredKey struct {
 	emitted     time.Time
 	published   int64     // HeaderInputOffset of the key's last record, or -1
 	eventTime   time.Time // ce_time of the key's last record
+	// snapshot is the key's last record, decoded, on the asset route with
+	// the asset features on; nil otherwise and after a tombstone.
+	snapshot *schemas.Asset
 }
 
 // Restore rebuilds the state of input topic's partition from the output
@@ -65,6 +69,11 @@ func (s *Stage) Restore(ctx context.Context, topic string, partition int) error 
 	at := topicPartition{topic: out, partition: partition}
 	s.mu.Lock()
 	s.drop(at)
+	if s.assets != nil && s.assets.Topic == topic {
+		// The inventories seen before are unknown, so misses count again
+		// from the next complete inventory on.
+		s.assetState[at] = newPartitionAssets()
+	}
 	for key, k := range keys {
 		if k.published >= inputEnd || !sameLog {
 			// The input partition has no such offset, or another record
@@ -78,6 +87,9 @@ func (s *Stage) Restore(ctx context.Context, topic string, partition int) error 
 			continue // a tombstone is only kept for its input offset
 		}
 		s.setInfo(at, key, keyInfo{emitted: k.emitted, published: k.published, eventTime: k.eventTime})
+		if k.snapshot != nil && k.fingerprint != "" {
+			s.assetState[at].snapshots[key] = k.snapshot
+		}
 	}
 	s.mu.Unlock()
 
@@ -107,6 +119,7 @@ func (s *Stage) drop(at topicPartition) {
 		s.state.Delete(at.topic, key)
 	}
 	delete(s.keys, at)
+	delete(s.assetState, at)
 }
 
 // checkInputOffsets reports whether the HeaderInputOffset values in keys
@@ -211,6 +224,14 @@ func (s *Stage) restoreRecord(keys map[string]restoredKey, in string, msg kafka.
 		return
 	}
 	restored.fingerprint = fingerprint
+	if s.assets != nil && s.assets.Topic == in {
+		snapshot, err := decodeSnapshot(msg.Value)
+		if err != nil {
+			s.logger.Warn("output asset record cannot be decoded; its key cannot be marked removed or report a security-state change until its next record",
+				"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "error", err)
+		}
+		restored.snapshot = snapshot
+	}
 	keys[key] = restored
 }
 

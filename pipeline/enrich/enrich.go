@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/oversoc/cybereason-connector/schemas"
+	"github.com/oversoc/cybereason-connector/source/inventory"
 )
 
 // Default topics of the message contract.
@@ -103,6 +104,9 @@ type Stage struct {
 	detailsFailed atomic.Int64
 	rejected      atomic.Int64
 
+	inventoryEnds        atomic.Int64
+	invalidInventoryEnds atomic.Int64
+
 	mu                  sync.Mutex
 	unknownCounts       map[string]int64    // per qualified vendor field
 	loggedUnknown       map[string]struct{} // field + "=" + value pairs already logged
@@ -115,7 +119,11 @@ type Stats struct {
 	Malops   int64 // MalOp messages of any RawMalop*Type turned into finding records
 	Malware  int64 // malware alert messages turned into finding records
 	Rejected int64 // messages for which Process returned an error
-	Machines int   // machine guids in the index that links findings to assets
+
+	// InventoryEnds counts inventory end events forwarded, and InvalidInventoryEnds those that
+	// were malformed and dead-lettered (also counted in Rejected).
+	InventoryEnds, InvalidInventoryEnds int64
+	Machines                            int // machine guids in the index that links findings to assets
 
 	// DetailsFailed counts detailed MalOps whose details were missing or unusable. Their finding
 	// was built from the MalOp object alone.
@@ -218,7 +226,11 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 	var err error
 	switch msg.Topic {
 	case s.cfg.SensorsTopic:
-		out, err = s.processSensor(msg)
+		if inventory.IsEnd(msg) {
+			out, err = s.forwardInventoryEnd(msg)
+		} else {
+			out, err = s.processSensor(msg)
+		}
 	case s.cfg.MalopsTopic:
 		out, err = s.processMalop(msg)
 	case s.cfg.MalwareTopic:
@@ -233,6 +245,25 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 	return []kafka.Message{out}, nil
 }
 
+// forwardInventoryEnd checks an inventory end event and forwards it unchanged to the partition of
+// AssetsTopic with the number of its input partition, which dedupe reads it from.
+func (s *Stage) forwardInventoryEnd(msg kafka.Message) (kafka.Message, error) {
+	end, err := inventory.Parse(msg.Value)
+	if err != nil {
+		s.invalidInventoryEnds.Add(1)
+		return kafka.Message{}, fmt.Errorf("enrich: %w", err)
+	}
+	if end.Partition != msg.Partition {
+		s.invalidInventoryEnds.Add(1)
+		return kafka.Message{}, fmt.Errorf("enrich: inventory end event %s names partition %d but was read from partition %d", end.InventoryID, end.Partition, msg.Partition)
+	}
+	s.inventoryEnds.Add(1)
+	return inventory.Forward(msg, s.cfg.AssetsTopic), nil
+}
+
+// processSensor makes the asset record of a sensor. The record goes to the partition of AssetsTopic
+// with the number of the sensor's input partition, and keeps its inventory.HeaderID header, so
+// that dedupe finds it before the inventory's end event on that partition.
 func (s *Stage) processSensor(msg kafka.Message) (kafka.Message, error) {
 	env, sensor, sensorID, err := readRaw(msg, RawSensorType, "sensorId")
 	if err != nil {
@@ -242,6 +273,10 @@ func (s *Stage) processSensor(msg kafka.Message) (kafka.Message, error) {
 	out, err := s.recordMessage(schemas.KindAsset, s.cfg.AssetsTopic, assetType, asset.AssetUID, &asset, &asset.Metadata, env)
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("enrich sensor %q: %w", sensorID, err)
+	}
+	out.Partition = msg.Partition
+	if id, ok := header(msg.Headers, inventory.HeaderID); ok {
+		out.Headers = append(out.Headers, kafka.Header{Key: inventory.HeaderID, Value: []byte(id)})
 	}
 	s.machines.store(env.tenant, asset.Device.UIDAlt, sensorID)
 	s.pylumIDs.store(env.tenant, sensor.text("pylumId"), sensorID)
@@ -318,8 +353,11 @@ func (s *Stage) Stats() Stats {
 		Malware:       s.malware.Load(),
 		DetailsFailed: s.detailsFailed.Load(),
 		Rejected:      s.rejected.Load(),
-		Machines:      s.machines.len(),
-		UnknownValues: make(map[string]int64),
+
+		InventoryEnds:        s.inventoryEnds.Load(),
+		InvalidInventoryEnds: s.invalidInventoryEnds.Load(),
+		Machines:             s.machines.len(),
+		UnknownValues:        make(map[string]int64),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -21,7 +21,7 @@ func TestProcessEDRMalop(t *testing.T) {
 		"ce_source":     testMalopsSource,
 		"ce_time":       "2025-12-30T13:15:00.000Z",
 		"ce_subject":    edrFindingUID,
-		"ce_dataschema": "https://schemas.oversoc.com/oversoc/1.0.0/finding.schema.json",
+		"ce_dataschema": "https://schemas.oversoc.com/oversoc/1.1.0/finding.schema.json",
 	}
 	for key, value := range headers {
 		if got := headerValue(t, out, key); got != value {

@@ -734,3 +734,206 @@ func TestProtectionKeepsEveryRawField(t *testing.T) {
 		t.Errorf("unknown fwStatus gave %q and reports %v, want unknown and a report", protection.Firewall, unknown)
 	}
 }
+
+// TestUnknownSensorValuesStayRaw runs a sensor with one unmapped value through the stage, for
+// each mapped sensor field: the normalized field becomes unknown, the vendor text stays
+// in the record, and the value is counted.
+func TestUnknownSensorValuesStayRaw(t *testing.T) {
+	type check func(t *testing.T, asset schemas.Asset)
+	protectionIs := func(name string, got func(schemas.Protection) string, want string) check {
+		return func(t *testing.T, asset schemas.Asset) {
+			t.Helper()
+			if value := got(asset.Protection); value != want {
+				t.Errorf("protection.%s = %q, want %q", name, value, want)
+			}
+		}
+	}
+	tests := []struct {
+		field, value string
+		normalized   check
+		rawIn        func(schemas.Asset) string // where the vendor text is kept
+	}{
+		{"status", "Suspended",
+			protectionIs("lifecycle_state", func(p schemas.Protection) string { return string(p.LifecycleState) }, "unknown"),
+			func(a schemas.Asset) string { return a.Protection.Raw["status"] }},
+		{"serviceStatus", "Restarting",
+			protectionIs("service_status", func(p schemas.Protection) string { return string(p.ServiceStatus) }, "unknown"),
+			func(a schemas.Asset) string { return a.Protection.Raw["serviceStatus"] }},
+		{"documentProtectionMode", "DM_EXTREME",
+			protectionIs("document_protection_mode", func(p schemas.Protection) string { return string(p.DocumentProtectionMode) }, "unknown"),
+			func(a schemas.Asset) string { return a.Protection.Raw["documentProtectionMode"] }},
+		{"osType", "CHROMEOS",
+			func(t *testing.T, a schemas.Asset) {
+				t.Helper()
+				if a.Device.OS == nil || a.Device.OS.TypeID != 0 || a.Device.OS.Type != "Unknown" {
+					t.Errorf("device.os = %+v, want type 0 Unknown", a.Device.OS)
+				}
+			},
+			func(a schemas.Asset) string {
+				value, _ := a.Unmapped["cybereason"].(map[string]any)["osType"].(string)
+				return value
+			}},
+	}
+	for _, field := range featureFields() {
+		tests = append(tests, struct {
+			field, value string
+			normalized   check
+			rawIn        func(schemas.Asset) string
+		}{
+			field.vendor, "NEVER_SEEN_VALUE",
+			func(t *testing.T, a schemas.Asset) {
+				t.Helper()
+				if got := featureValue(t, a.Protection, field.vendor); got != schemas.FeatureUnknown {
+					t.Errorf("%s maps to %q, want unknown", field.vendor, got)
+				}
+			},
+			func(a schemas.Asset) string { return a.Protection.Raw[field.vendor] },
+		})
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			stage := newTestStage(t)
+			sensor := readTestdata(t, "sensor-full.json")
+			sensor[tt.field] = tt.value
+
+			asset := decodeAsset(t, processOne(t, stage, sensorMessage(t, sensor)))
+			tt.normalized(t, asset)
+			if got := tt.rawIn(asset); got != tt.value {
+				t.Errorf("vendor text kept as %q, want %q", got, tt.value)
+			}
+			if got := stage.Stats().UnknownValues["sensor."+tt.field]; got != 1 {
+				t.Errorf("UnknownValues[sensor.%s] = %d, want 1", tt.field, got)
+			}
+		})
+	}
+}
+
+// featureValue returns the normalized protection field that a vendor feature field maps to.
+func featureValue(t *testing.T, p schemas.Protection, vendor string) schemas.FeatureState {
+	t.Helper()
+	byVendor := map[string]schemas.FeatureState{
+		"preventionStatus":          p.Prevention,
+		"antiMalwareStatus":         p.AntiMalware,
+		"amStatus":                  p.AntiMalwareMode,
+		"staticAnalysisDetectMode":  p.StaticAnalysisDetect,
+		"staticAnalysisPreventMode": p.StaticAnalysisPrevent,
+		"ransomwareStatus":          p.RansomwareProtection,
+		"antiExploitStatus":         p.AntiExploit,
+		"powerShellStatus":          p.PowerShellProtection,
+		"documentProtectionStatus":  p.DocumentProtection,
+		"fwStatus":                  p.Firewall,
+		"usbStatus":                 p.DeviceControl,
+		"remoteShellStatus":         p.RemoteShell,
+		"bepMode":                   p.BehavioralExecutionPrevention,
+		"vppMode":                   p.VariantPayloadPrevention,
+		"variantFilePreventionMode": p.VariantFilePrevention,
+	}
+	value, ok := byVendor[vendor]
+	if !ok {
+		t.Fatalf("no protection field for vendor field %s", vendor)
+	}
+	return value
+}
+
+// TestMalopStatusInBothGenerations runs MalOps of the MalOp management API v2 and of the detection
+// inbox through the stage and checks the status, verdict and activity of the finding, and that the
+// vendor text behind them stays in status_detail.
+func TestMalopStatusInBothGenerations(t *testing.T) {
+	tests := []struct {
+		name       string
+		v2         bool
+		set        map[string]any
+		status     int
+		verdict    int
+		activity   int
+		detail     string
+		unknownKey string // the counted unknown value, "" for none
+	}{
+		{"v2 pending", true, map[string]any{"investigationStatus": "Pending"}, statusNew, verdictUnknown, 1, "Pending", ""},
+		{"v2 under investigation", true, map[string]any{"investigationStatus": "UnderInvestigation"}, statusInProgress, verdictUnknown, 1, "UnderInvestigation", ""},
+		{"v2 on hold", true, map[string]any{"investigationStatus": "OnHold"}, statusInProgress, verdictUnknown, 1, "OnHold", ""},
+		{"v2 reopened", true, map[string]any{"investigationStatus": "Reopened"}, statusNew, verdictUnknown, 1, "Reopened", ""},
+		{"v2 closed", true, map[string]any{"investigationStatus": "Closed"}, statusResolved, verdictUnknown, 3, "Closed", ""},
+		{"v2 remediated", true, map[string]any{"status": "Remediated", "investigationStatus": "Closed"}, statusResolved, verdictTruePositive, 3, "Remediated", ""},
+		{"v2 not relevant", true, map[string]any{"status": "Not Relevant", "investigationStatus": "Closed"}, statusResolved, verdictFalsePositive, 3, "Not Relevant", ""},
+		{"v2 excluded", true, map[string]any{"status": "Excluded", "investigationStatus": "Pending"}, statusSuppressed, verdictBenign, 1, "Excluded", ""},
+		{"v2 unknown investigation", true, map[string]any{"investigationStatus": "Escalated"}, statusNew, verdictUnknown, 1, "Active", "malop.investigationStatus"},
+		{"v2 unknown status", true, map[string]any{"status": "Quarantined", "investigationStatus": ""}, statusUnknown, verdictUnknown, 1, "Quarantined", "malop.status"},
+
+		{"inbox active", false, map[string]any{}, statusNew, verdictUnknown, 1, "Active", ""},
+		{"inbox active closed", false, map[string]any{"closed": true}, statusResolved, verdictUnknown, 3, "Active", ""},
+		{"inbox unread", false, map[string]any{"status": "UNREAD", "malopStatus": "UNREAD"}, statusNew, verdictUnknown, 1, "UNREAD", ""},
+		{"inbox open", false, map[string]any{"status": "OPEN", "malopStatus": "OPEN"}, statusInProgress, verdictUnknown, 1, "OPEN", ""},
+		{"inbox remediated", false, map[string]any{"status": "Remediated", "malopStatus": "Remediated", "closed": true}, statusResolved, verdictTruePositive, 3, "Remediated", ""},
+		{"inbox false positive", false, map[string]any{"status": "FP", "malopStatus": "FP"}, statusResolved, verdictFalsePositive, 3, "FP", ""},
+		{"inbox excluded", false, map[string]any{"status": "Excluded", "malopStatus": "Excluded"}, statusSuppressed, verdictBenign, 1, "Excluded", ""},
+		{"inbox deleted", false, map[string]any{"status": "Deleted", "malopStatus": "Deleted"}, statusDeleted, verdictUnknown, 3, "Deleted", ""},
+		{"inbox malop status only", false, map[string]any{"status": nil, "malopStatus": "OPEN"}, statusInProgress, verdictUnknown, 1, "OPEN", ""},
+		{"inbox unknown status", false, map[string]any{"status": "Escalated", "malopStatus": "Escalated"}, statusUnknown, verdictUnknown, 1, "Escalated", "malop.status"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stage := newTestStage(t)
+			file, eventType := "malop-edr.json", RawMalopType
+			if tt.v2 {
+				file, eventType = "malop-v2.json", RawMalopV2Type
+			}
+			malop := readTestdata(t, file)
+			for name, value := range tt.set {
+				if value == nil {
+					delete(malop, name)
+				} else {
+					malop[name] = value
+				}
+			}
+
+			finding := decodeFinding(t, processOne(t, stage, typedMalopMessage(t, eventType, "AAAAbWFsb3AwMDAx", malop)))
+			if finding.StatusID != tt.status || finding.VerdictID != tt.verdict || finding.ActivityID != tt.activity {
+				t.Errorf("status %d, verdict %d, activity %d; want %d, %d, %d",
+					finding.StatusID, finding.VerdictID, finding.ActivityID, tt.status, tt.verdict, tt.activity)
+			}
+			if finding.StatusDetail != tt.detail {
+				t.Errorf("status_detail = %q, want %q", finding.StatusDetail, tt.detail)
+			}
+			unknown := stage.Stats().UnknownValues
+			if tt.unknownKey == "" && len(unknown) != 0 {
+				t.Errorf("unknown values %v, want none", unknown)
+			}
+			if tt.unknownKey != "" && unknown[tt.unknownKey] != 1 {
+				t.Errorf("unknown values %v, want %s counted once", unknown, tt.unknownKey)
+			}
+		})
+	}
+}
+
+// TestUnknownSeverityAndPriorityStayRaw checks that an unmapped MalOp severity or priority
+// becomes 0 Unknown, keeps its text under unmapped.cybereason and is counted.
+func TestUnknownSeverityAndPriorityStayRaw(t *testing.T) {
+	tests := []struct {
+		field, value string
+		id           func(schemas.Finding) int
+	}{
+		{"severity", "Severe", func(f schemas.Finding) int { return f.SeverityID }},
+		{"priority", "URGENT", func(f schemas.Finding) int { return f.PriorityID }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			stage := newTestStage(t)
+			malop := readTestdata(t, "malop-v2.json")
+			malop[tt.field] = tt.value
+
+			finding := decodeFinding(t, processOne(t, stage, typedMalopMessage(t, RawMalopV2Type, "AAAAbWFsb3AwMDAx", malop)))
+			if got := tt.id(finding); got != 0 {
+				t.Errorf("%s id = %d, want 0 Unknown", tt.field, got)
+			}
+			kept, _ := finding.Unmapped["cybereason"].(map[string]any)[tt.field].(string)
+			if kept != tt.value {
+				t.Errorf("unmapped.cybereason.%s = %q, want %q", tt.field, kept, tt.value)
+			}
+			if got := stage.Stats().UnknownValues["malop."+tt.field]; got != 1 {
+				t.Errorf("UnknownValues[malop.%s] = %d, want 1", tt.field, got)
+			}
+		})
+	}
+}

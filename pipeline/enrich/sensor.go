@@ -262,6 +262,12 @@ func sensorUnmapped(sensor vendorObject, unmappedIP string) schemas.Unmapped {
 	if unmappedIP != "" {
 		selected["internalIpAddress"] = unmappedIP
 	}
+	// An unmapped osType becomes os type 0 Unknown, so its text is kept here.
+	if osType := sensor.text("osType"); osType != "" {
+		if _, _, known := osTypeID(osType); !known {
+			selected["osType"] = osType
+		}
+	}
 	if len(selected) == 0 {
 		return nil
 	}

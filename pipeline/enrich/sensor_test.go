@@ -37,7 +37,7 @@ func TestProcessFullSensorHeaders(t *testing.T) {
 		"ce_time":        testPollTime,
 		"ce_subject":     fullSensorUID,
 		"ce_tenant":      testTenant,
-		"ce_dataschema":  "https://schemas.oversoc.com/oversoc/1.0.0/asset.schema.json",
+		"ce_dataschema":  "https://schemas.oversoc.com/oversoc/1.1.0/asset.schema.json",
 		"content-type":   "application/json",
 	}
 	for key, value := range want {
@@ -71,7 +71,7 @@ func TestProcessFullSensorFields(t *testing.T) {
 	record := decodeMap(t, out.Value)
 
 	want := map[string]any{
-		"/schema_version":                             "1.0.0",
+		"/schema_version":                             "1.1.0",
 		"/class_uid":                                  5001,
 		"/type_uid":                                   500102,
 		"/time":                                       1767225600000,
