@@ -18,6 +18,7 @@ import (
 	"github.com/oversoc/cybereason-connector/schemas"
 	"github.com/oversoc/cybereason-connector/sink"
 	"github.com/oversoc/cybereason-connector/source/cybereason/cybereasontest"
+	"github.com/oversoc/cybereason-connector/source/inventory"
 )
 
 // Settings of the conservation test: an inventory of 6 pages of at least 1s
@@ -56,7 +57,7 @@ func TestConservationUnderRepeatedKills(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 4))
 	for round := range conservationRounds {
 		process := startConnector(t, connectorPath, env, fmt.Sprintf("round-%d", round))
-		waitForKillPoint(t, broker, rng, round)
+		waitForKillPoint(t, broker, rng, round, process)
 		process.kill(t)
 		t.Logf("round %d: killed with %d raw sensors, %d normalized assets and %d assets on the topics", round,
 			messageCount(broker, "cybereason.raw.sensors"), messageCount(broker, "oversoc.normalized.assets"),
@@ -67,18 +68,20 @@ func TestConservationUnderRepeatedKills(t *testing.T) {
 	last := startConnector(t, connectorPath, env, "last")
 	waitUntil(t, "the last run to collect every feed", func() bool {
 		return logContainsAll(t, last.logPath, "sensor inventory complete", "malop poll complete", "malware poll complete", "policy poll complete")
-	})
+	}, last)
 	waitUntil(t, "enrich and dedupe to commit every input", func() bool {
 		return groupLag(t, broker.Addrs(), "cybereason-connector-enrich", "cybereason.raw.sensors", "cybereason.raw.malops", "cybereason.raw.malware") == 0 &&
 			groupLag(t, broker.Addrs(), "cybereason-connector-dedupe", "oversoc.normalized.assets", "oversoc.normalized.findings") == 0
-	})
+	}, last)
 	last.stop(t)
 
-	checkFinalTopic(t, broker.Addrs(), "oversoc.normalized.assets", "oversoc.assets", schemas.KindAsset)
-	checkFinalTopic(t, broker.Addrs(), "oversoc.normalized.findings", "oversoc.findings", schemas.KindFinding)
-	assertEveryEntityPresent(t, broker.Addrs(), tenant)
+	removed := checkFinalTopic(t, broker.Addrs(), "oversoc.normalized.assets", "oversoc.assets", schemas.KindAsset)
+	if tombstoned := checkFinalTopic(t, broker.Addrs(), "oversoc.normalized.findings", "oversoc.findings", schemas.KindFinding); len(tombstoned) > 0 {
+		t.Errorf("oversoc.findings ends in a tombstone for %d keys, want none", len(tombstoned))
+	}
+	assertEveryEntityPresent(t, broker.Addrs(), tenant, removed)
 	assertMalopsUpToDate(t, broker.Addrs(), tenant)
-	for _, topic := range killTopics() {
+	for _, topic := range killTopics(t) {
 		if n := messageCount(broker, topic.Name); strings.HasSuffix(topic.Name, ".dlq") && n != 0 {
 			t.Errorf("%s has %d dead letters, want none", topic.Name, n)
 		}
@@ -88,7 +91,7 @@ func TestConservationUnderRepeatedKills(t *testing.T) {
 // waitForKillPoint waits for a random point of the round: a random count
 // of sensors pages published in even rounds, and a random count of asset
 // observations normalized in odd rounds.
-func waitForKillPoint(t *testing.T, broker *embeddedkafka.Broker, rng *rand.Rand, round int) {
+func waitForKillPoint(t *testing.T, broker *embeddedkafka.Broker, rng *rand.Rand, round int, process *connectorProcess) {
 	t.Helper()
 	topic := "cybereason.raw.sensors"
 	if round%2 == 1 {
@@ -98,21 +101,28 @@ func waitForKillPoint(t *testing.T, broker *embeddedkafka.Broker, rng *rand.Rand
 	start := messageCount(broker, topic)
 	waitUntil(t, fmt.Sprintf("%d more records on %s", pages*conservationPageSize, topic), func() bool {
 		return messageCount(broker, topic)-start >= pages*conservationPageSize
-	})
+	}, process)
 }
 
 // checkFinalTopic checks every key of the final topic against the
 // observations that dedupe read. The last record of a key must have the
-// content of the key's last observation. No (key, ce_id) pair may appear
-// twice, and no key may have the same content twice in a row.
-func checkFinalTopic(t *testing.T, brokers []string, normalizedTopic, finalTopic string, kind schemas.Kind) {
+// content of the key's last observation, unless it is a tombstone: dedupe
+// writes one after it publishes an asset as removed, and checkFinalTopic
+// returns the keys whose last record is one. No (key, ce_id) pair may
+// appear twice, and no key may have the same content twice in a row.
+func checkFinalTopic(t *testing.T, brokers []string, normalizedTopic, finalTopic string, kind schemas.Kind) (tombstoned map[string]bool) {
 	t.Helper()
 	latest := lastContents(t, brokers, normalizedTopic, kind)
 
+	const tombstone = "tombstone"
 	ids := map[[2]string]bool{}
 	contents := map[string]string{} // key -> content of its last record so far
 	for _, msg := range readTopic(t, brokers, finalTopic) {
 		key := string(msg.Key)
+		if msg.Value == nil {
+			contents[key] = tombstone
+			continue
+		}
 		id, _ := sink.HeaderValue(msg.Headers, sink.HeaderID)
 		if ids[[2]string{key, id}] {
 			t.Errorf("%s: key %s with %s %s appears twice", finalTopic, key, sink.HeaderID, id)
@@ -126,20 +136,30 @@ func checkFinalTopic(t *testing.T, brokers []string, normalizedTopic, finalTopic
 		contents[key] = content
 	}
 
+	tombstoned = map[string]bool{}
 	for key, want := range latest {
-		if got, ok := contents[key]; !ok {
+		got, ok := contents[key]
+		switch {
+		case !ok:
 			t.Errorf("%s has no record of key %s", finalTopic, key)
-		} else if got != want {
+		case got == tombstone:
+			tombstoned[key] = true
+		case got != want:
 			t.Errorf("%s: last content of key %s is %s, want %s as last observed on %s", finalTopic, key, got, want, normalizedTopic)
 		}
 	}
+	return tombstoned
 }
 
-// lastContents returns the content of the last record of each key of topic.
+// lastContents returns the content of the last record of each key of
+// topic, skipping the inventory end events that enrich forwards.
 func lastContents(t *testing.T, brokers []string, topic string, kind schemas.Kind) map[string]string {
 	t.Helper()
 	latest := map[string]string{}
 	for _, msg := range readTopic(t, brokers, topic) {
+		if inventory.IsEnd(msg) {
+			continue
+		}
 		latest[string(msg.Key)] = fingerprint(t, kind, msg)
 	}
 	return latest
@@ -155,14 +175,20 @@ func fingerprint(t *testing.T, kind schemas.Kind, msg kafka.Message) string {
 }
 
 // assertEveryEntityPresent checks that every sensor and MalOp of the
-// tenant has a record on its final topic. Sensors that the tenant removed
-// keep their last record, because the connector reports no removal.
-func assertEveryEntityPresent(t *testing.T, brokers []string, tenant *cybereasontest.Tenant) {
+// tenant has a record on its final topic, and that no asset in removed (keys
+// whose last record is a tombstone) is still a sensor of the tenant. A
+// sensor that the tenant removed may keep its last record, because dedupe
+// counts missed inventories again after each restart.
+func assertEveryEntityPresent(t *testing.T, brokers []string, tenant *cybereasontest.Tenant, removed map[string]bool) {
 	t.Helper()
 	assets := distinctKeys(t, brokers, "oversoc.assets")
 	for _, id := range tenant.SensorIDs() {
-		if !assets["cybereason:sim.example:"+id] {
+		key := "cybereason:sim.example:" + id
+		if !assets[key] {
 			t.Errorf("oversoc.assets has no record of sensor %s", id)
+		}
+		if removed[key] {
+			t.Errorf("oversoc.assets ends in a tombstone for sensor %s, which the tenant still has", id)
 		}
 	}
 	findings := distinctKeys(t, brokers, "oversoc.findings")

@@ -15,7 +15,10 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/sethvargo/go-envconfig"
 
+	"github.com/oversoc/cybereason-connector/internal/config"
+	"github.com/oversoc/cybereason-connector/internal/connector"
 	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
 	"github.com/oversoc/cybereason-connector/sink"
 )
@@ -53,7 +56,7 @@ func TestSIGKILLDuringInventoryLosesNothing(t *testing.T) {
 	first := startConnector(t, connectorPath, env, "first")
 	waitUntil(t, "the first sensors page is on cybereason.raw.sensors", func() bool {
 		return messageCount(broker, "cybereason.raw.sensors") >= killPageSize
-	})
+	}, first)
 	first.kill(t)
 	if published := messageCount(broker, "cybereason.raw.sensors"); published >= killSensors {
 		t.Fatalf("the inventory had ended (%d raw sensors) when the connector was killed; the test needs a kill in the middle of it", published)
@@ -63,7 +66,7 @@ func TestSIGKILLDuringInventoryLosesNothing(t *testing.T) {
 	second := startConnector(t, connectorPath, env, "second")
 	waitUntil(t, fmt.Sprintf("%d distinct keys on oversoc.assets", killSensors), func() bool {
 		return len(distinctKeys(t, broker.Addrs(), "oversoc.assets")) >= killSensors
-	})
+	}, second)
 	second.stop(t)
 	t.Logf("after the restart: %d raw sensors, %d normalized assets, %d assets",
 		messageCount(broker, "cybereason.raw.sensors"), messageCount(broker, "oversoc.normalized.assets"), messageCount(broker, "oversoc.assets"))
@@ -74,7 +77,7 @@ func TestSIGKILLDuringInventoryLosesNothing(t *testing.T) {
 	for _, topic := range []string{"oversoc.assets", "oversoc.findings"} {
 		assertNoRepeatedEvent(t, broker.Addrs(), topic)
 	}
-	for _, topic := range killTopics() {
+	for _, topic := range killTopics(t) {
 		if !strings.HasSuffix(topic.Name, ".dlq") {
 			continue
 		}
@@ -104,24 +107,41 @@ func buildBinaries(t *testing.T) string {
 	return dir
 }
 
-// killTopics lists every topic the connector uses, with the dead-letter
-// topics, as an operator would create them.
-func killTopics() []embeddedkafka.Topic {
-	var topics []embeddedkafka.Topic
-	for _, name := range []string{"cybereason.raw.sensors", "cybereason.raw.malops", "cybereason.raw.malware", "cybereason.raw.policies",
-		"oversoc.normalized.assets", "oversoc.normalized.findings", "oversoc.assets", "oversoc.findings"} {
-		topics = append(topics,
-			embeddedkafka.Topic{Name: name, Partitions: killPartition},
-			embeddedkafka.Topic{Name: name + ".dlq"})
+// killTopics lists every topic `run` checks at start with the defaults of
+// connectorEnv, as an operator would create them: the state topic
+// compacted, dead-letter topics with one partition, and the others with
+// killPartition partitions.
+func killTopics(t *testing.T) []embeddedkafka.Topic {
+	t.Helper()
+	env := make(map[string]string)
+	for _, setting := range connectorEnv("http://127.0.0.1:1", []string{"127.0.0.1:1"}) {
+		name, value, _ := strings.Cut(setting, "=")
+		env[name] = value
 	}
-	return append(topics, embeddedkafka.Topic{Name: "cybereason.connector.state", Compacted: true})
+	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env))
+	if err != nil {
+		t.Fatalf("load the connector settings of the test: %v", err)
+	}
+
+	var topics []embeddedkafka.Topic
+	for _, name := range connector.RequiredTopics(cfg) {
+		switch {
+		case name == cfg.Kafka.Topics.State:
+			topics = append(topics, embeddedkafka.Topic{Name: name, Compacted: true})
+		case strings.HasSuffix(name, ".dlq"):
+			topics = append(topics, embeddedkafka.Topic{Name: name})
+		default:
+			topics = append(topics, embeddedkafka.Topic{Name: name, Partitions: killPartition})
+		}
+	}
+	return topics
 }
 
 // startKillBroker starts a broker in the test process. For the connector
 // processes it is an external broker, which outlives them.
 func startKillBroker(t *testing.T) *embeddedkafka.Broker {
 	t.Helper()
-	broker, err := embeddedkafka.Start(embeddedkafka.Config{Topics: killTopics()}, nil)
+	broker, err := embeddedkafka.Start(embeddedkafka.Config{Topics: killTopics(t)}, nil)
 	if err != nil {
 		t.Fatalf("start broker: %v", err)
 	}
@@ -138,6 +158,7 @@ func startSim(t *testing.T, path string) string {
 	sim := exec.Command(path, "--addr", "127.0.0.1:0", "--user", "reader@acme.example", "--password", "sim pass",
 		"--sensors", fmt.Sprint(killSensors), "--page-delay", "1s")
 	sim.Stderr = logFile(t, "cybereason-sim.log")
+	sim.SysProcAttr = killWithParent()
 	stdout, err := sim.StdoutPipe()
 	if err != nil {
 		t.Fatalf("cybereason-sim stdout: %v", err)
@@ -211,6 +232,7 @@ func startConnector(t *testing.T, path string, env []string, name string) *conne
 	t.Helper()
 	cmd := exec.Command(path, "run")
 	cmd.Env = env
+	cmd.SysProcAttr = killWithParent()
 	log := logFile(t, "connector-"+name+".log")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -289,12 +311,20 @@ func logTail(t *testing.T, path string) {
 	t.Logf("last lines of %s:\n%s", filepath.Base(path), strings.Join(lines[max(0, len(lines)-40):], "\n"))
 }
 
-// waitUntil polls cond every 250ms until it returns true, and fails the test
-// when that takes longer than killDeadline.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+// waitUntil polls cond every 250ms until it returns true. It fails the test
+// when that takes longer than killDeadline, or at once when one of the
+// running connectors exits, because cond may then never become true.
+func waitUntil(t *testing.T, what string, cond func() bool, running ...*connectorProcess) {
 	t.Helper()
 	deadline := time.Now().Add(killDeadline)
 	for !cond() {
+		for _, p := range running {
+			select {
+			case <-p.exited:
+				t.Fatalf("%s connector exited (%v) while the test waited for %s", p.name, p.err, what)
+			default:
+			}
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("waited %s for %s", killDeadline, what)
 		}

@@ -529,7 +529,7 @@ func checkNetworkPolicies(t *testing.T, m *manifests) {
 func checkTopics(t *testing.T, m *manifests) {
 	t.Helper()
 	cfg := loadDefaults(t)
-	want := append(connector.RequiredTopics(cfg), "oversoc.asset-security-state")
+	want := connector.RequiredTopics(cfg)
 	for _, name := range want {
 		if topicByName(m, name) == nil {
 			t.Errorf("no KafkaTopic %s", name)

@@ -171,7 +171,8 @@ func TestRunDeliversToFinalTopics(t *testing.T) {
 	assertMetric(t, registry, "cybereason_connector_source_events_total", map[string]string{"feed": "sensors"}, 120)
 	assertMetric(t, registry, "cybereason_connector_source_polls_total", map[string]string{"feed": "sensors", "result": "success"}, 1)
 	assertMetric(t, registry, "cybereason_connector_source_logins_total", map[string]string{"result": "success"}, 1)
-	assertMetric(t, registry, "cybereason_connector_kafka_messages_published_total", map[string]string{"topic": cfg.Kafka.Topics.RawSensors}, 120)
+	// 120 sensor events and an inventory end event on each of the 3 partitions.
+	assertMetric(t, registry, "cybereason_connector_kafka_messages_published_total", map[string]string{"topic": cfg.Kafka.Topics.RawSensors}, 123)
 	assertMetric(t, registry, "cybereason_connector_stage_messages_dead_lettered_total", map[string]string{"stage": "enrich"}, 0)
 }
 
