@@ -39,15 +39,39 @@ func (p *heapProbe) Write(_ context.Context, msgs ...kafka.Message) error {
 	return nil
 }
 
-// BenchmarkCollectSensors reports, per inventory size, the live heap that one
-// inventory adds on top of the fake console's own tenant: peak-live-heap-MiB
-// is the largest live heap seen while a page is being published, less the
-// live heap before the inventory. The page being published is live then.
+// countingPublisher is a Publisher that drops what it is given and counts it.
+type countingPublisher struct {
+	mu       sync.Mutex
+	messages int
+}
+
+func (p *countingPublisher) Write(_ context.Context, msgs ...kafka.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.messages += len(msgs)
+	return nil
+}
+
+// benchPageDelay is the fake console's response time per page in
+// BenchmarkCollectSensors.
+const benchPageDelay = 50 * time.Millisecond
+
+// BenchmarkCollectSensors runs, per inventory size, two inventories against
+// the fake console, which waits benchPageDelay before each page:
+//
+//   - a timed one with a publisher that drops the messages. It reports
+//     inventory-seconds and x-latency-floor: the inventory's duration over
+//     the latency floor, pages x benchPageDelay, the time the console alone
+//     takes to answer.
+//   - a heap one whose publisher forces a garbage collection at every page.
+//     It reports peak-live-heap-MiB: the largest live heap seen while a page
+//     is being published, less the live heap before the inventory, which
+//     holds the fake console's tenant. The page being published is live then.
 func BenchmarkCollectSensors(b *testing.B) {
 	for _, sensors := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("sensors=%d", sensors), func(b *testing.B) {
 			tenant := cybereasontest.GenerateTenant(11, sensors, 0, time.Now())
-			console := cybereasontest.NewServer(tenant, cybereasontest.Options{})
+			console := cybereasontest.NewServer(tenant, cybereasontest.Options{PageDelay: benchPageDelay})
 			defer console.Close()
 			client, err := cybereason.NewClient(cybereason.Config{
 				BaseURL:  console.URL,
@@ -59,21 +83,42 @@ func BenchmarkCollectSensors(b *testing.B) {
 			}
 			defer client.CloseIdleConnections()
 
-			var peak uint64
-			for b.Loop() {
-				probe := &heapProbe{}
+			newStage := func(publisher source.Publisher) *source.Stage {
 				stage, err := source.New(source.Config{
 					ConsoleURL: console.URL, Tenant: "bench", Feeds: []string{source.FeedSensors},
 					SensorsTopic: "sensors", SensorsInterval: time.Hour,
-				}, client, probe, nil)
+				}, client, publisher, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
+				return stage
+			}
 
+			var (
+				peak        uint64
+				elapsed     time.Duration
+				floor       time.Duration
+				inventories int
+			)
+			for b.Loop() {
+				counter := &countingPublisher{}
+				start := time.Now()
+				report, err := newStage(counter).CollectSensors(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				elapsed += time.Since(start)
+				floor += time.Duration(report.Pages) * benchPageDelay
+				inventories++
+				if counter.messages != sensors {
+					b.Fatalf("published %d sensors, want %d", counter.messages, sensors)
+				}
+
+				probe := &heapProbe{}
 				runtime.GC()
 				var before runtime.MemStats
 				runtime.ReadMemStats(&before)
-				if _, err := stage.CollectSensors(context.Background()); err != nil {
+				if _, err := newStage(probe).CollectSensors(context.Background()); err != nil {
 					b.Fatal(err)
 				}
 				if probe.messages != sensors {
@@ -85,6 +130,8 @@ func BenchmarkCollectSensors(b *testing.B) {
 			}
 			b.ReportMetric(float64(peak)/(1<<20), "peak-live-heap-MiB")
 			b.ReportMetric(float64(sensors), "sensors")
+			b.ReportMetric(elapsed.Seconds()/float64(inventories), "inventory-seconds")
+			b.ReportMetric(elapsed.Seconds()/floor.Seconds(), "x-latency-floor")
 		})
 	}
 }
