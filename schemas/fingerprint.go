@@ -83,7 +83,7 @@ func Fingerprint(kind Kind, value []byte) (string, error) {
 	for _, pointer := range volatile {
 		removePointer(record, pointer)
 	}
-	canonical, err := canonicalJSON(record)
+	canonical, err := appendCanonical(make([]byte, 0, len(value)), record)
 	if err != nil {
 		return "", fmt.Errorf("fingerprint %s record: %w", kind, err)
 	}
@@ -92,7 +92,13 @@ func Fingerprint(kind Kind, value []byte) (string, error) {
 }
 
 // decodeObject decodes a JSON object, keeping numbers as json.Number so that they re-encode exactly.
+// It tries parseJSON first and words the errors with encoding/json.
 func decodeObject(value []byte) (map[string]any, error) {
+	if doc, err := parseJSON(value); err == nil {
+		if record, ok := doc.(map[string]any); ok {
+			return record, nil
+		}
+	}
 	decoder := json.NewDecoder(bytes.NewReader(value))
 	decoder.UseNumber()
 	var record map[string]any
@@ -151,15 +157,4 @@ func removeTokens(object map[string]any, tokens []string) bool {
 		return removed
 	}
 	return false
-}
-
-// canonicalJSON encodes a decoded value with sorted object keys, no whitespace and no HTML escaping.
-func canonicalJSON(value any) ([]byte, error) {
-	var buf bytes.Buffer
-	encoder := json.NewEncoder(&buf)
-	encoder.SetEscapeHTML(false)
-	if err := encoder.Encode(value); err != nil {
-		return nil, fmt.Errorf("encode canonical JSON: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

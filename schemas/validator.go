@@ -113,7 +113,7 @@ func (v *Validator) Validate(kind Kind, value []byte) error {
 	if !ok {
 		return fmt.Errorf("validate: unknown record kind %q", kind)
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(value))
+	doc, err := decodeJSON(value)
 	if err != nil {
 		return fmt.Errorf("validate %s record: invalid JSON: %w", kind, err)
 	}
@@ -126,6 +126,15 @@ func (v *Validator) Validate(kind Kind, value []byte) error {
 		return fmt.Errorf("validate %s record: %w", kind, err)
 	}
 	return &ValidationError{Kind: kind, SchemaID: schemaID(v.version, string(kind)), Violations: violations(schemaErr, v.printer)}
+}
+
+// decodeJSON decodes a record for validation with parseJSON, or with jsonschema's own decoder when
+// parseJSON fails, so that an invalid document gets that decoder's error.
+func decodeJSON(value []byte) (any, error) {
+	if doc, err := parseJSON(value); err == nil {
+		return doc, nil
+	}
+	return jsonschema.UnmarshalJSON(bytes.NewReader(value))
 }
 
 // ValidationError reports a record that does not match its schema.
