@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,17 @@ import (
 // handled like an error.
 type Processor interface {
 	Process(ctx context.Context, msg kafka.Message) ([]kafka.Message, error)
+}
+
+// ConcurrentProcessor is implemented by a Processor whose Process may run on
+// several goroutines at once, each with another message of the batch. The
+// runner then processes a batch on GOMAXPROCS goroutines and still publishes
+// the outputs in the order of their inputs. A processor that also implements
+// BatchCommitter is always called from one goroutine at a time.
+type ConcurrentProcessor interface {
+	Processor
+	// ProcessesConcurrently reports whether Process is safe for concurrent use.
+	ProcessesConcurrently() bool
 }
 
 // BatchCommitter is implemented by a Processor that keeps state across
@@ -73,6 +85,8 @@ type Runner struct {
 	publisher Publisher
 	logger    *slog.Logger
 	running   atomic.Bool
+	// workers is the number of goroutines that process a batch.
+	workers int
 
 	// unrestored is the count of partitions of the current generation whose
 	// Restore has not succeeded yet, or -1 between generations.
@@ -116,7 +130,7 @@ func NewRunner(cfg RunnerConfig, p Processor, w Publisher, logger *slog.Logger) 
 	}
 	logger = logger.With("stage", cfg.Name)
 
-	r := &Runner{cfg: cfg, processor: p, publisher: w, logger: logger}
+	r := &Runner{cfg: cfg, processor: p, publisher: w, logger: logger, workers: processWorkers(p)}
 	r.unrestored.Store(-1)
 	if cfg.TrackAssignments {
 		r.group = groupConfig(cfg, logger)
@@ -324,14 +338,34 @@ type output struct {
 	valueOmitted bool
 }
 
-// process runs the processor over the batch in order. It returns an error only
-// when ctx ended.
+// processWorkers returns the number of goroutines that process a batch:
+// GOMAXPROCS for a ConcurrentProcessor without batch state, else 1.
+func processWorkers(p Processor) int {
+	if _, stateful := p.(BatchCommitter); stateful {
+		return 1
+	}
+	if c, ok := p.(ConcurrentProcessor); ok && c.ProcessesConcurrently() {
+		return runtime.GOMAXPROCS(0)
+	}
+	return 1
+}
+
+// processed is the outcome of Process for one message of a batch.
+type processed struct {
+	outputs []kafka.Message
+	err     error
+}
+
+// process runs the processor over the batch and returns the outputs in the
+// order of their inputs. It returns an error only when ctx ended.
 func (r *Runner) process(ctx context.Context, batch []kafka.Message) ([]output, error) {
+	results := make([]processed, len(batch))
+	r.processAll(ctx, batch, results)
+
 	outs := make([]output, 0, len(batch))
 	for i := range batch {
 		msg := &batch[i]
-		produced, err := r.processOne(ctx, *msg)
-		if err != nil {
+		if err := results[i].err; err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -340,11 +374,38 @@ func (r *Runner) process(ctx context.Context, batch []kafka.Message) ([]output, 
 			outs = append(outs, output{msg: deadLetter(msg, r.cfg.Name, err), input: i, deadLetter: true})
 			continue
 		}
-		for _, out := range produced {
+		for _, out := range results[i].outputs {
 			outs = append(outs, output{msg: out, input: i})
 		}
 	}
 	return outs, nil
+}
+
+// processAll fills results[i] with the outcome of batch[i], on r.workers
+// goroutines that take the messages in turn.
+func (r *Runner) processAll(ctx context.Context, batch []kafka.Message, results []processed) {
+	workers := min(r.workers, len(batch))
+	if workers <= 1 {
+		for i := range batch {
+			results[i].outputs, results[i].err = r.processOne(ctx, batch[i])
+		}
+		return
+	}
+
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(batch) {
+					return
+				}
+				results[i].outputs, results[i].err = r.processOne(ctx, batch[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // processOne calls the processor, turning a panic into an error, and checks
