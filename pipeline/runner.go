@@ -36,6 +36,15 @@ type ConcurrentProcessor interface {
 	ProcessesConcurrently() bool
 }
 
+// BatchPreparer is implemented by a Processor that can do part of the work
+// of a whole batch before Process is called for each of its messages, for
+// example on several goroutines. The runner calls PrepareBatch once per
+// batch, from the goroutine that then calls Process. It must not fail: an
+// error belongs to Process, which the runner dead-letters.
+type BatchPreparer interface {
+	PrepareBatch(ctx context.Context, batch []kafka.Message)
+}
+
 // BatchCommitter is implemented by a Processor that keeps state across
 // messages, so that its state follows what was really published. After each
 // batch it passed to Process, the runner calls exactly one of the two
@@ -359,6 +368,9 @@ type processed struct {
 // process runs the processor over the batch and returns the outputs in the
 // order of their inputs. It returns an error only when ctx ended.
 func (r *Runner) process(ctx context.Context, batch []kafka.Message) ([]output, error) {
+	if p, ok := r.processor.(BatchPreparer); ok {
+		p.PrepareBatch(ctx, batch)
+	}
 	results := make([]processed, len(batch))
 	r.processAll(ctx, batch, results)
 

@@ -47,7 +47,8 @@ type Config struct {
 	// DefaultRoutes.
 	Routes map[string]string
 	// Fingerprint returns the content hash of a record read from topic,
-	// without its volatile fields. Required.
+	// without its volatile fields. Required. It must be safe for concurrent
+	// use, because PrepareBatch calls it on several goroutines.
 	Fingerprint func(topic string, msg kafka.Message) (string, error)
 	// State stores the last forwarded fingerprints. Nil means a new
 	// in-memory state, lost when the process stops unless Restore rebuilds
@@ -86,6 +87,9 @@ type Stage struct {
 	// fingerprint.
 	keys map[topicPartition]map[string]keyInfo
 	undo []change // state changes of the current batch, oldest first
+
+	preparedMu sync.Mutex
+	prepared   map[inputPosition]prepared // fingerprints of the current batch, see PrepareBatch
 
 	in         atomic.Int64
 	forwarded  atomic.Int64
@@ -285,7 +289,7 @@ func (s *Stage) Process(_ context.Context, msg kafka.Message) ([]kafka.Message, 
 		return []kafka.Message{forward}, nil
 	}
 
-	fingerprint, err := s.fingerprint(msg.Topic, msg)
+	fingerprint, err := s.fingerprintOf(msg)
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint record: %w", err)
 	}
