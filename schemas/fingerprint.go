@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/oversoc/cybereason-connector/internal/jsonvalue"
 )
 
 // VolatileFields returns the JSON pointers of the fields that Fingerprint leaves out for a kind.
@@ -83,7 +85,7 @@ func Fingerprint(kind Kind, value []byte) (string, error) {
 	for _, pointer := range volatile {
 		removePointer(record, pointer)
 	}
-	canonical, err := appendCanonical(make([]byte, 0, len(value)), record)
+	canonical, err := jsonvalue.AppendCanonical(make([]byte, 0, len(value)), record)
 	if err != nil {
 		return "", fmt.Errorf("fingerprint %s record: %w", kind, err)
 	}
@@ -92,9 +94,9 @@ func Fingerprint(kind Kind, value []byte) (string, error) {
 }
 
 // decodeObject decodes a JSON object, keeping numbers as json.Number so that they re-encode exactly.
-// It tries parseJSON first and words the errors with encoding/json.
+// It tries jsonvalue.Parse first and words the errors with encoding/json.
 func decodeObject(value []byte) (map[string]any, error) {
-	if doc, err := parseJSON(value); err == nil {
+	if doc, err := jsonvalue.Parse(value); err == nil {
 		if record, ok := doc.(map[string]any); ok {
 			return record, nil
 		}

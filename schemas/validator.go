@@ -12,6 +12,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/oversoc/cybereason-connector/internal/jsonvalue"
 )
 
 // maxViolations caps the violations that a ValidationError message lists, so that one broken record
@@ -128,10 +130,10 @@ func (v *Validator) Validate(kind Kind, value []byte) error {
 	return &ValidationError{Kind: kind, SchemaID: schemaID(v.version, string(kind)), Violations: violations(schemaErr, v.printer)}
 }
 
-// decodeJSON decodes a record for validation with parseJSON, or with jsonschema's own decoder when
-// parseJSON fails, so that an invalid document gets that decoder's error.
+// decodeJSON decodes a record for validation with jsonvalue.Parse, or with jsonschema's own decoder
+// when that fails, so that an invalid document gets that decoder's error.
 func decodeJSON(value []byte) (any, error) {
-	if doc, err := parseJSON(value); err == nil {
+	if doc, err := jsonvalue.Parse(value); err == nil {
 		return doc, nil
 	}
 	return jsonschema.UnmarshalJSON(bytes.NewReader(value))

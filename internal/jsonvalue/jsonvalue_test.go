@@ -1,4 +1,4 @@
-package schemas
+package jsonvalue
 
 import (
 	"bytes"
@@ -45,7 +45,7 @@ func decodeStandard(data []byte) (any, error) {
 	return doc, nil
 }
 
-// encodeStandard is the canonical encoding that appendCanonical must match.
+// encodeStandard is the canonical encoding that AppendCanonical must match.
 func encodeStandard(value any) ([]byte, error) {
 	var buf bytes.Buffer
 	encoder := json.NewEncoder(&buf)
@@ -59,27 +59,27 @@ func encodeStandard(value any) ([]byte, error) {
 func checkSameAsStandard(t *testing.T, data []byte) {
 	t.Helper()
 	want, wantErr := decodeStandard(data)
-	got, err := parseJSON(data)
+	got, err := Parse(data)
 	if (err != nil) != (wantErr != nil) {
-		t.Fatalf("parseJSON(%q) error %v, encoding/json error %v", data, err, wantErr)
+		t.Fatalf("Parse(%q) error %v, encoding/json error %v", data, err, wantErr)
 	}
 	if err != nil {
 		return
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("parseJSON(%q) = %#v, encoding/json decodes %#v", data, got, want)
+		t.Fatalf("Parse(%q) = %#v, encoding/json decodes %#v", data, got, want)
 	}
 
 	wantJSON, err := encodeStandard(want)
 	if err != nil {
 		t.Fatalf("encode %q with encoding/json: %v", data, err)
 	}
-	gotJSON, err := appendCanonical(nil, got)
+	gotJSON, err := AppendCanonical(nil, got)
 	if err != nil {
-		t.Fatalf("appendCanonical(%q): %v", data, err)
+		t.Fatalf("AppendCanonical(%q): %v", data, err)
 	}
 	if !bytes.Equal(gotJSON, wantJSON) {
-		t.Fatalf("appendCanonical(%q) = %s, encoding/json writes %s", data, gotJSON, wantJSON)
+		t.Fatalf("AppendCanonical(%q) = %s, encoding/json writes %s", data, gotJSON, wantJSON)
 	}
 }
 
@@ -91,7 +91,7 @@ func TestParseJSONMatchesEncodingJSON(t *testing.T) {
 
 func TestParseJSONMatchesOnRecords(t *testing.T) {
 	for _, name := range []string{"asset-full.json", "asset-minimal.json", "finding-edr-detailed.json", "finding-malware.json"} {
-		data, err := os.ReadFile(path.Join("testdata", Version, name))
+		data, err := os.ReadFile(path.Join("..", "..", "schemas", "testdata", "1.0.0", name))
 		if err != nil {
 			t.Fatal(err)
 		}

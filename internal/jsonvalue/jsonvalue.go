@@ -1,4 +1,6 @@
-package schemas
+// Package jsonvalue decodes JSON documents into generic values and encodes them back in canonical
+// form, with the results of encoding/json and several times its speed.
+package jsonvalue
 
 import (
 	"encoding/json"
@@ -9,19 +11,19 @@ import (
 	"unicode/utf8"
 )
 
-// maxDepth is the nesting depth past which parseJSON gives up, as encoding/json does.
+// maxDepth is the nesting depth past which Parse gives up, as encoding/json does.
 const maxDepth = 10000
 
-// errSlowPath makes parseJSON's callers decode with encoding/json instead, which also words the
-// error of an invalid document.
-var errSlowPath = errors.New("json value needs the encoding/json decoder")
+// ErrSlowPath makes Parse's callers decode with encoding/json instead, which also words the error
+// of an invalid document.
+var ErrSlowPath = errors.New("json value needs the encoding/json decoder")
 
-// parseJSON decodes one JSON document into the values that encoding/json's Decoder produces with
+// Parse decodes one JSON document into the values that encoding/json's Decoder produces with
 // UseNumber: map[string]any, []any, string, json.Number, bool and nil. It is several times faster
 // because it decodes plain ASCII strings without the reflection and scanner of encoding/json.
 // Strings with escapes or non-ASCII bytes are decoded by encoding/json, so every string is decoded
-// exactly as encoding/json does it. Any syntax error returns errSlowPath.
-func parseJSON(data []byte) (any, error) {
+// exactly as encoding/json does it. Any syntax error returns ErrSlowPath.
+func Parse(data []byte) (any, error) {
 	p := parser{data: data}
 	value, err := p.value(0)
 	if err != nil {
@@ -29,7 +31,7 @@ func parseJSON(data []byte) (any, error) {
 	}
 	p.skipSpace()
 	if p.pos != len(p.data) {
-		return nil, errSlowPath
+		return nil, ErrSlowPath
 	}
 	return value, nil
 }
@@ -61,7 +63,7 @@ func (p *parser) skipSpace() {
 func (p *parser) value(depth int) (any, error) {
 	p.skipSpace()
 	if p.pos >= len(p.data) || depth > maxDepth {
-		return nil, errSlowPath
+		return nil, ErrSlowPath
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':
@@ -79,7 +81,7 @@ func (p *parser) value(depth int) (any, error) {
 	case p.literal("null"):
 		return nil, nil
 	}
-	return nil, errSlowPath
+	return nil, ErrSlowPath
 }
 
 func (p *parser) literal(word string) bool {
@@ -101,7 +103,7 @@ func (p *parser) object(depth int) (any, error) {
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, errSlowPath
+			return nil, ErrSlowPath
 		}
 		key, err := p.string()
 		if err != nil {
@@ -109,7 +111,7 @@ func (p *parser) object(depth int) (any, error) {
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, errSlowPath
+			return nil, ErrSlowPath
 		}
 		p.pos++
 		value, err := p.value(depth)
@@ -120,7 +122,7 @@ func (p *parser) object(depth int) (any, error) {
 
 		p.skipSpace()
 		if p.pos >= len(p.data) {
-			return nil, errSlowPath
+			return nil, ErrSlowPath
 		}
 		switch p.data[p.pos] {
 		case ',':
@@ -135,7 +137,7 @@ func (p *parser) object(depth int) (any, error) {
 			p.members = p.members[:first]
 			return object, nil
 		default:
-			return nil, errSlowPath
+			return nil, ErrSlowPath
 		}
 	}
 }
@@ -157,7 +159,7 @@ func (p *parser) array(depth int) (any, error) {
 
 		p.skipSpace()
 		if p.pos >= len(p.data) {
-			return nil, errSlowPath
+			return nil, ErrSlowPath
 		}
 		switch p.data[p.pos] {
 		case ',':
@@ -166,7 +168,7 @@ func (p *parser) array(depth int) (any, error) {
 			p.pos++
 			return array, nil
 		default:
-			return nil, errSlowPath
+			return nil, ErrSlowPath
 		}
 	}
 }
@@ -188,7 +190,7 @@ func (p *parser) string() (string, error) {
 			}
 			var s string
 			if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
-				return "", errSlowPath
+				return "", ErrSlowPath
 			}
 			return s, nil
 		case c == '\\':
@@ -201,7 +203,7 @@ func (p *parser) string() (string, error) {
 			p.pos++
 		}
 	}
-	return "", errSlowPath
+	return "", ErrSlowPath
 }
 
 // number checks the JSON number grammar and returns the number as written.
@@ -214,12 +216,12 @@ func (p *parser) number() (any, error) {
 	case p.pos < len(p.data) && p.data[p.pos] == '0':
 		p.pos++
 	case p.digits() == 0:
-		return nil, errSlowPath
+		return nil, ErrSlowPath
 	}
 	if p.pos < len(p.data) && p.data[p.pos] == '.' {
 		p.pos++
 		if p.digits() == 0 {
-			return nil, errSlowPath
+			return nil, ErrSlowPath
 		}
 	}
 	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
@@ -228,7 +230,7 @@ func (p *parser) number() (any, error) {
 			p.pos++
 		}
 		if p.digits() == 0 {
-			return nil, errSlowPath
+			return nil, ErrSlowPath
 		}
 	}
 	return json.Number(p.data[start:p.pos]), nil
@@ -242,9 +244,10 @@ func (p *parser) digits() int {
 	return p.pos - start
 }
 
-// appendCanonical appends the JSON encoding of a decoded value to dst exactly as canonicalJSON
-// writes it: object keys sorted, no whitespace, no HTML escaping, json.Number as written.
-func appendCanonical(dst []byte, value any) ([]byte, error) {
+// AppendCanonical appends the JSON encoding of a decoded value to dst exactly as an encoding/json
+// Encoder with SetEscapeHTML(false) writes it, without the trailing newline: object keys sorted, no
+// whitespace, json.Number as written.
+func AppendCanonical(dst []byte, value any) ([]byte, error) {
 	switch v := value.(type) {
 	case nil:
 		return append(dst, "null"...), nil
@@ -270,7 +273,7 @@ func appendCanonical(dst []byte, value any) ([]byte, error) {
 				dst = append(dst, ',')
 			}
 			var err error
-			if dst, err = appendCanonical(dst, element); err != nil {
+			if dst, err = AppendCanonical(dst, element); err != nil {
 				return nil, err
 			}
 		}
@@ -301,7 +304,7 @@ func appendObject(dst []byte, object map[string]any) ([]byte, error) {
 			return nil, err
 		}
 		dst = append(dst, ':')
-		if dst, err = appendCanonical(dst, object[key]); err != nil {
+		if dst, err = AppendCanonical(dst, object[key]); err != nil {
 			return nil, err
 		}
 	}
