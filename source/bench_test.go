@@ -10,6 +10,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
+	"github.com/oversoc/cybereason-connector/internal/kafkatest"
+	"github.com/oversoc/cybereason-connector/sink"
 	"github.com/oversoc/cybereason-connector/source"
 	"github.com/oversoc/cybereason-connector/source/cybereason"
 	"github.com/oversoc/cybereason-connector/source/cybereason/cybereasontest"
@@ -39,19 +42,6 @@ func (p *heapProbe) Write(_ context.Context, msgs ...kafka.Message) error {
 	return nil
 }
 
-// countingPublisher is a Publisher that drops what it is given and counts it.
-type countingPublisher struct {
-	mu       sync.Mutex
-	messages int
-}
-
-func (p *countingPublisher) Write(_ context.Context, msgs ...kafka.Message) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.messages += len(msgs)
-	return nil
-}
-
 // benchPageDelay is the fake console's response time per page in
 // BenchmarkCollectSensors.
 const benchPageDelay = 50 * time.Millisecond
@@ -59,10 +49,10 @@ const benchPageDelay = 50 * time.Millisecond
 // BenchmarkCollectSensors runs, per inventory size, two inventories against
 // the fake console, which waits benchPageDelay before each page:
 //
-//   - a timed one with a publisher that drops the messages. It reports
-//     inventory-seconds and x-latency-floor: the inventory's duration over
-//     the latency floor, pages x benchPageDelay, the time the console alone
-//     takes to answer.
+//   - a timed one that publishes to an in-process broker with the sink's
+//     Writer, as the connector does. It reports inventory-seconds and
+//     x-latency-floor: the inventory's duration over the latency floor,
+//     pages x benchPageDelay, the time the console alone takes to answer.
 //   - a heap one whose publisher forces a garbage collection at every page.
 //     It reports peak-live-heap-MiB: the largest live heap seen while a page
 //     is being published, less the live heap before the inventory, which
@@ -101,17 +91,17 @@ func BenchmarkCollectSensors(b *testing.B) {
 				inventories int
 			)
 			for b.Loop() {
-				counter := &countingPublisher{}
+				writer := newBrokerWriter(b)
 				start := time.Now()
-				report, err := newStage(counter).CollectSensors(context.Background())
+				report, err := newStage(writer).CollectSensors(context.Background())
 				if err != nil {
 					b.Fatal(err)
 				}
 				elapsed += time.Since(start)
 				floor += time.Duration(report.Pages) * benchPageDelay
 				inventories++
-				if counter.messages != sensors {
-					b.Fatalf("published %d sensors, want %d", counter.messages, sensors)
+				if published := writer.Stats().Messages; published != int64(sensors) {
+					b.Fatalf("published %d sensors, want %d", published, sensors)
 				}
 
 				probe := &heapProbe{}
@@ -134,4 +124,17 @@ func BenchmarkCollectSensors(b *testing.B) {
 			b.ReportMetric(elapsed.Seconds()/floor.Seconds(), "x-latency-floor")
 		})
 	}
+}
+
+// newBrokerWriter starts an in-process broker with the topic "sensors" and
+// returns a sink Writer to it. The broker stops when the benchmark ends.
+func newBrokerWriter(b *testing.B) *sink.Writer {
+	b.Helper()
+	brokers := kafkatest.NewBroker(b, embeddedkafka.Topic{Name: "sensors", Partitions: 4})
+	writer, err := sink.NewWriter(sink.Config{Brokers: brokers}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { writer.Close() })
+	return writer
 }
