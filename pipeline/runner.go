@@ -39,8 +39,11 @@ type ConcurrentProcessor interface {
 // BatchPreparer is implemented by a Processor that can do part of the work
 // of a whole batch before Process is called for each of its messages, for
 // example on several goroutines. The runner calls PrepareBatch once per
-// batch, from the goroutine that then calls Process. It must not fail: an
-// error belongs to Process, which the runner dead-letters.
+// batch as soon as the batch is fetched, which can be while Process runs
+// over the previous batch, so PrepareBatch must only do work that depends
+// on the messages alone. A prepared batch may never reach Process, when the
+// runner stops or the partitions are revoked first. PrepareBatch must not
+// fail: an error belongs to Process, which the runner dead-letters.
 type BatchPreparer interface {
 	PrepareBatch(ctx context.Context, batch []kafka.Message)
 }
@@ -237,23 +240,67 @@ func (r *Runner) consumeReader(ctx context.Context) error {
 	commit := func(ctx context.Context, batch []kafka.Message) error {
 		return reader.CommitMessages(ctx, batch...)
 	}
-	for {
-		batch, err := r.fetchBatch(ctx, reader.FetchMessage)
+	batches, stop := r.prefetch(ctx, reader.FetchMessage)
+	defer stop()
+	for fetched := range batches {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("fetch messages: %w", err)
+		if fetched.err != nil {
+			return fmt.Errorf("fetch messages: %w", fetched.err)
 		}
 
-		if err := r.drainBatch(ctx, batch, commit); err != nil {
+		if err := r.drainBatch(ctx, fetched.batch, commit); err != nil {
 			r.rollback()
 			if ctx.Err() != nil {
-				r.logger.Info("batch abandoned because the runner is stopping; it will be consumed again", "messages", len(batch))
+				r.logger.Info("batch abandoned because the runner is stopping; it will be consumed again", "messages", len(fetched.batch))
 				return nil
 			}
 			return err
 		}
+	}
+	return nil // the prefetch stopped because ctx ended
+}
+
+// fetched is a batch, prepared when the processor is a BatchPreparer, or
+// the error that ended the fetching.
+type fetched struct {
+	batch []kafka.Message
+	err   error
+}
+
+// prefetch fetches and prepares the next batch on its own goroutine while
+// the caller processes, publishes and commits the current one, and sends
+// each batch on the returned channel. It stops after the first error, which
+// it sends too, or when ctx ends, and then closes the channel. stop ends
+// the goroutine and waits for it; the batch it may hold is dropped and
+// consumed again later, because its offsets were never committed.
+func (r *Runner) prefetch(ctx context.Context, fetch func(context.Context) (kafka.Message, error)) (<-chan fetched, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	batches := make(chan fetched) // unbuffered: one batch is prepared ahead, no more
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(batches)
+		for {
+			batch, err := r.fetchBatch(ctx, fetch)
+			if err == nil {
+				if p, ok := r.processor.(BatchPreparer); ok {
+					p.PrepareBatch(ctx, batch)
+				}
+			}
+			select {
+			case batches <- fetched{batch: batch, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	return batches, func() {
+		cancel()
+		wg.Wait()
 	}
 }
 
@@ -368,9 +415,6 @@ type processed struct {
 // process runs the processor over the batch and returns the outputs in the
 // order of their inputs. It returns an error only when ctx ended.
 func (r *Runner) process(ctx context.Context, batch []kafka.Message) ([]output, error) {
-	if p, ok := r.processor.(BatchPreparer); ok {
-		p.PrepareBatch(ctx, batch)
-	}
 	results := make([]processed, len(batch))
 	r.processAll(ctx, batch, results)
 

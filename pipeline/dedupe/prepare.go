@@ -29,7 +29,7 @@ type prepared struct {
 // of computing it, so the state changes stay in input order on one goroutine
 // while the decoding, which is most of the work, uses every core. A
 // fingerprint depends only on the message, so computing it ahead changes no
-// outcome. The fingerprints of the previous batch are dropped.
+// outcome, and PrepareBatch may run while Process handles the previous batch.
 func (s *Stage) PrepareBatch(_ context.Context, batch []kafka.Message) {
 	results := make([]prepared, len(batch))
 	var next atomic.Int64
@@ -50,17 +50,26 @@ func (s *Stage) PrepareBatch(_ context.Context, batch []kafka.Message) {
 	}
 	wg.Wait()
 
-	fingerprints := make(map[inputPosition]prepared, len(batch))
+	s.preparedMu.Lock()
+	defer s.preparedMu.Unlock()
+	// Process removes each fingerprint it takes. What is left belongs to
+	// batches that were dropped before Process, so a map that holds more
+	// than a few batches starts over; Process computes a missing fingerprint
+	// itself.
+	if s.prepared == nil || len(s.prepared) > maxPrepared {
+		s.prepared = make(map[inputPosition]prepared, 2*len(batch))
+	}
 	for i := range batch {
 		msg := &batch[i]
 		if _, routed := s.routes[msg.Topic]; routed && msg.Value != nil {
-			fingerprints[inputPosition{msg.Topic, msg.Partition, msg.Offset}] = results[i]
+			s.prepared[inputPosition{msg.Topic, msg.Partition, msg.Offset}] = results[i]
 		}
 	}
-	s.preparedMu.Lock()
-	s.prepared = fingerprints
-	s.preparedMu.Unlock()
 }
+
+// maxPrepared bounds the fingerprints that PrepareBatch keeps: four batches
+// of the runner's default size.
+const maxPrepared = 4000
 
 // safeFingerprint calls the fingerprint function and turns a panic into an
 // error, because it runs outside the runner's own panic handling.
