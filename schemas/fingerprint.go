@@ -78,19 +78,38 @@ func Fingerprint(kind Kind, value []byte) (string, error) {
 	if volatile == nil {
 		return "", fmt.Errorf("fingerprint: unknown record kind %q", kind)
 	}
+	canonical, err := jsonvalue.AppendCanonicalWithout(make([]byte, 0, len(value)), value, volatileRemovals[kind])
+	if err != nil {
+		// The streaming encoder declined, for example on invalid JSON: decode, which words the error.
+		if canonical, err = canonicalWithout(kind, value, volatile); err != nil {
+			return "", err
+		}
+	}
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// volatileRemovals holds VolatileFields of each kind in the form AppendCanonicalWithout takes.
+var volatileRemovals = map[Kind]*jsonvalue.Removal{
+	KindAsset:   jsonvalue.NewRemoval(VolatileFields(KindAsset)),
+	KindFinding: jsonvalue.NewRemoval(VolatileFields(KindFinding)),
+}
+
+// canonicalWithout decodes the record, removes the volatile pointers and encodes the rest in
+// canonical form. It is the definition that AppendCanonicalWithout follows without decoding.
+func canonicalWithout(kind Kind, value []byte, volatile []string) ([]byte, error) {
 	record, err := decodeObject(value)
 	if err != nil {
-		return "", fmt.Errorf("fingerprint %s record: %w", kind, err)
+		return nil, fmt.Errorf("fingerprint %s record: %w", kind, err)
 	}
 	for _, pointer := range volatile {
 		removePointer(record, pointer)
 	}
 	canonical, err := jsonvalue.AppendCanonical(make([]byte, 0, len(value)), record)
 	if err != nil {
-		return "", fmt.Errorf("fingerprint %s record: %w", kind, err)
+		return nil, fmt.Errorf("fingerprint %s record: %w", kind, err)
 	}
-	sum := sha256.Sum256(canonical)
-	return hex.EncodeToString(sum[:8]), nil
+	return canonical, nil
 }
 
 // decodeObject decodes a JSON object, keeping numbers as json.Number so that they re-encode exactly.
