@@ -273,7 +273,7 @@ type fetched struct {
 // the caller processes, publishes and commits the current one, and sends
 // each batch on the returned channel. It stops after the first error, which
 // it sends too, or when ctx ends, and then closes the channel. stop ends
-// the goroutine and waits for it; the batch it may hold is dropped and
+// the goroutine and waits for it. The batch it may hold is dropped and
 // consumed again later, because its offsets were never committed.
 func (r *Runner) prefetch(ctx context.Context, fetch func(context.Context) (kafka.Message, error)) (<-chan fetched, func()) {
 	ctx, cancel := context.WithCancel(ctx)

@@ -256,7 +256,7 @@ func FranzLoop(ctx context.Context, brokers []string, group string, topics []str
 // RunStage runs runner until its group has consumed and committed every one
 // of the n messages of topics, then stops it. The span starts when the
 // runner has consumed its first message and ends when the group's lag is
-// first seen at zero; both are polled every millisecond.
+// first seen at zero. Both are polled every millisecond.
 func RunStage(ctx context.Context, runner *pipeline.Runner, brokers []string, group string, topics []string, n int) (Span, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -311,7 +311,7 @@ func appendObject(dst []byte, object map[string]any) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-// appendString quotes s. Printable ASCII other than '"' and '\' is copied; any other string is
+// appendString quotes s. Printable ASCII other than '"' and '\' is copied, and any other string is
 // encoded by encoding/json, so that escapes match it exactly.
 func appendString(dst []byte, s string) ([]byte, error) {
 	for i := 0; i < len(s); i++ {

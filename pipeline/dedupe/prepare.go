@@ -54,7 +54,7 @@ func (s *Stage) PrepareBatch(_ context.Context, batch []kafka.Message) {
 	defer s.preparedMu.Unlock()
 	// Process removes each fingerprint it takes. What is left belongs to
 	// batches that were dropped before Process, so a map that holds more
-	// than a few batches starts over; Process computes a missing fingerprint
+	// than a few batches starts over. Process computes a missing fingerprint
 	// itself.
 	if s.prepared == nil || len(s.prepared) > maxPrepared {
 		s.prepared = make(map[inputPosition]prepared, 2*len(batch))
