@@ -189,6 +189,11 @@ func (r *Runner) Ready() bool {
 // <topic>.dlq, and so does a message whose output the publisher rejects for
 // good. In both cases the partition moves on.
 //
+// The next batch is fetched, and prepared by a BatchPreparer, while the
+// current one is processed, published and committed. A ConcurrentProcessor
+// processes the messages of a batch on several goroutines, and its outputs
+// are still published in the order of their inputs.
+//
 // With TrackAssignments set, Run consumes each assigned partition on its own
 // and, when the processor implements PartitionRestorer, restores the
 // partition's state before its first message is processed (see
