@@ -15,7 +15,7 @@ import (
 // Defaults for the zero fields of RunnerConfig.
 const (
 	DefaultBatchSize         = 1000
-	DefaultBatchWait         = 20 * time.Millisecond
+	DefaultBatchWait         = 5 * time.Millisecond
 	DefaultMaxWait           = 500 * time.Millisecond
 	DefaultSessionTimeout    = 30 * time.Second
 	DefaultHeartbeatInterval = 3 * time.Second
@@ -39,6 +39,8 @@ type RunnerConfig struct {
 	// BatchSize is the max messages processed, published and committed together.
 	BatchSize int
 	// BatchWait is how long a batch waits for more messages after its first.
+	// Under a backlog a batch fills without waiting, so the wait only
+	// matters, as latency, when messages trickle in.
 	BatchWait time.Duration
 	// MaxWait is the longest a fetch request waits on the broker for data.
 	MaxWait time.Duration

@@ -134,20 +134,22 @@ func (r *Runner) processGeneration(runCtx, genCtx context.Context, gen *kafka.Ge
 		return gen.CommitOffsets(nextOffsets(batch))
 	}
 
-	for {
-		batch, err := r.fetchBatch(genCtx, fetch)
-		if err != nil {
+	batches, stop := r.prefetch(genCtx, fetch)
+	defer stop()
+	for fetched := range batches {
+		if fetched.err != nil || genCtx.Err() != nil {
 			return nil // only the end of genCtx ends a fetch from the channel
 		}
-		if err := r.drainBatch(runCtx, batch, commit); err != nil {
+		if err := r.drainBatch(runCtx, fetched.batch, commit); err != nil {
 			r.rollback()
 			if runCtx.Err() != nil {
-				r.logger.Info("batch abandoned because the runner is stopping; it will be consumed again", "messages", len(batch))
+				r.logger.Info("batch abandoned because the runner is stopping; it will be consumed again", "messages", len(fetched.batch))
 				return nil
 			}
 			return err
 		}
 	}
+	return nil // the prefetch stopped because genCtx ended
 }
 
 // consumePartition restores the partition's state, then sends its messages to

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,29 @@ import (
 // handled like an error.
 type Processor interface {
 	Process(ctx context.Context, msg kafka.Message) ([]kafka.Message, error)
+}
+
+// ConcurrentProcessor is implemented by a Processor whose Process may run on
+// several goroutines at once, each with another message of the batch. The
+// runner then processes a batch on GOMAXPROCS goroutines and still publishes
+// the outputs in the order of their inputs. A processor that also implements
+// BatchCommitter is always called from one goroutine at a time.
+type ConcurrentProcessor interface {
+	Processor
+	// ProcessesConcurrently reports whether Process is safe for concurrent use.
+	ProcessesConcurrently() bool
+}
+
+// BatchPreparer is implemented by a Processor that can do part of the work
+// of a whole batch before Process is called for each of its messages, for
+// example on several goroutines. The runner calls PrepareBatch once per
+// batch as soon as the batch is fetched, which can be while Process runs
+// over the previous batch, so PrepareBatch must only do work that depends
+// on the messages alone. A prepared batch may never reach Process, when the
+// runner stops or the partitions are revoked first. PrepareBatch must not
+// fail: an error belongs to Process, which the runner dead-letters.
+type BatchPreparer interface {
+	PrepareBatch(ctx context.Context, batch []kafka.Message)
 }
 
 // BatchCommitter is implemented by a Processor that keeps state across
@@ -73,6 +97,8 @@ type Runner struct {
 	publisher Publisher
 	logger    *slog.Logger
 	running   atomic.Bool
+	// workers is the number of goroutines that process a batch.
+	workers int
 
 	// unrestored is the count of partitions of the current generation whose
 	// Restore has not succeeded yet, or -1 between generations.
@@ -116,7 +142,7 @@ func NewRunner(cfg RunnerConfig, p Processor, w Publisher, logger *slog.Logger) 
 	}
 	logger = logger.With("stage", cfg.Name)
 
-	r := &Runner{cfg: cfg, processor: p, publisher: w, logger: logger}
+	r := &Runner{cfg: cfg, processor: p, publisher: w, logger: logger, workers: processWorkers(p)}
 	r.unrestored.Store(-1)
 	if cfg.TrackAssignments {
 		r.group = groupConfig(cfg, logger)
@@ -162,6 +188,11 @@ func (r *Runner) Ready() bool {
 // commit the batch's offsets. A message the processor fails on goes to
 // <topic>.dlq, and so does a message whose output the publisher rejects for
 // good. In both cases the partition moves on.
+//
+// The next batch is fetched, and prepared by a BatchPreparer, while the
+// current one is processed, published and committed. A ConcurrentProcessor
+// processes the messages of a batch on several goroutines, and its outputs
+// are still published in the order of their inputs.
 //
 // With TrackAssignments set, Run consumes each assigned partition on its own
 // and, when the processor implements PartitionRestorer, restores the
@@ -214,23 +245,67 @@ func (r *Runner) consumeReader(ctx context.Context) error {
 	commit := func(ctx context.Context, batch []kafka.Message) error {
 		return reader.CommitMessages(ctx, batch...)
 	}
-	for {
-		batch, err := r.fetchBatch(ctx, reader.FetchMessage)
+	batches, stop := r.prefetch(ctx, reader.FetchMessage)
+	defer stop()
+	for fetched := range batches {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("fetch messages: %w", err)
+		if fetched.err != nil {
+			return fmt.Errorf("fetch messages: %w", fetched.err)
 		}
 
-		if err := r.drainBatch(ctx, batch, commit); err != nil {
+		if err := r.drainBatch(ctx, fetched.batch, commit); err != nil {
 			r.rollback()
 			if ctx.Err() != nil {
-				r.logger.Info("batch abandoned because the runner is stopping; it will be consumed again", "messages", len(batch))
+				r.logger.Info("batch abandoned because the runner is stopping; it will be consumed again", "messages", len(fetched.batch))
 				return nil
 			}
 			return err
 		}
+	}
+	return nil // the prefetch stopped because ctx ended
+}
+
+// fetched is a batch, prepared when the processor is a BatchPreparer, or
+// the error that ended the fetching.
+type fetched struct {
+	batch []kafka.Message
+	err   error
+}
+
+// prefetch fetches and prepares the next batch on its own goroutine while
+// the caller processes, publishes and commits the current one, and sends
+// each batch on the returned channel. It stops after the first error, which
+// it sends too, or when ctx ends, and then closes the channel. stop ends
+// the goroutine and waits for it. The batch it may hold is dropped and
+// consumed again later, because its offsets were never committed.
+func (r *Runner) prefetch(ctx context.Context, fetch func(context.Context) (kafka.Message, error)) (<-chan fetched, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	batches := make(chan fetched) // unbuffered: one batch is prepared ahead, no more
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(batches)
+		for {
+			batch, err := r.fetchBatch(ctx, fetch)
+			if err == nil {
+				if p, ok := r.processor.(BatchPreparer); ok {
+					p.PrepareBatch(ctx, batch)
+				}
+			}
+			select {
+			case batches <- fetched{batch: batch, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	return batches, func() {
+		cancel()
+		wg.Wait()
 	}
 }
 
@@ -324,14 +399,34 @@ type output struct {
 	valueOmitted bool
 }
 
-// process runs the processor over the batch in order. It returns an error only
-// when ctx ended.
+// processWorkers returns the number of goroutines that process a batch:
+// GOMAXPROCS for a ConcurrentProcessor without batch state, else 1.
+func processWorkers(p Processor) int {
+	if _, stateful := p.(BatchCommitter); stateful {
+		return 1
+	}
+	if c, ok := p.(ConcurrentProcessor); ok && c.ProcessesConcurrently() {
+		return runtime.GOMAXPROCS(0)
+	}
+	return 1
+}
+
+// processed is the outcome of Process for one message of a batch.
+type processed struct {
+	outputs []kafka.Message
+	err     error
+}
+
+// process runs the processor over the batch and returns the outputs in the
+// order of their inputs. It returns an error only when ctx ended.
 func (r *Runner) process(ctx context.Context, batch []kafka.Message) ([]output, error) {
+	results := make([]processed, len(batch))
+	r.processAll(ctx, batch, results)
+
 	outs := make([]output, 0, len(batch))
 	for i := range batch {
 		msg := &batch[i]
-		produced, err := r.processOne(ctx, *msg)
-		if err != nil {
+		if err := results[i].err; err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -340,11 +435,38 @@ func (r *Runner) process(ctx context.Context, batch []kafka.Message) ([]output, 
 			outs = append(outs, output{msg: deadLetter(msg, r.cfg.Name, err), input: i, deadLetter: true})
 			continue
 		}
-		for _, out := range produced {
+		for _, out := range results[i].outputs {
 			outs = append(outs, output{msg: out, input: i})
 		}
 	}
 	return outs, nil
+}
+
+// processAll fills results[i] with the outcome of batch[i], on r.workers
+// goroutines that take the messages in turn.
+func (r *Runner) processAll(ctx context.Context, batch []kafka.Message, results []processed) {
+	workers := min(r.workers, len(batch))
+	if workers <= 1 {
+		for i := range batch {
+			results[i].outputs, results[i].err = r.processOne(ctx, batch[i])
+		}
+		return
+	}
+
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(batch) {
+					return
+				}
+				results[i].outputs, results[i].err = r.processOne(ctx, batch[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // processOne calls the processor, turning a panic into an error, and checks

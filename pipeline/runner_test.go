@@ -616,3 +616,45 @@ func TestNewRunnerAcceptsShortSessionTimeout(t *testing.T) {
 		})
 	}
 }
+
+// concurrentUpper is upper declared safe for concurrent use, so the runner
+// processes each batch on several goroutines.
+type concurrentUpper struct{ upper }
+
+func (*concurrentUpper) ProcessesConcurrently() bool { return true }
+
+func TestRunnerConcurrentProcessorKeepsOrder(t *testing.T) {
+	brokers := newBroker(t, 2)
+	// One key, so one partition, whose outputs must keep the input order
+	// although the messages of a batch are processed concurrently.
+	values := sequence(300)
+	values[17], values[150] = "poison", "panic"
+	kafkatest.Produce(t, brokers, keyed(1, values...)...)
+	cfg := runnerConfig(brokers)
+	cfg.BatchSize = 64
+
+	r := startRunner(t, cfg, &concurrentUpper{}, newWriter(t, brokers))
+	waitForLag(t, brokers, 0)
+
+	var want []string
+	for _, v := range values {
+		if v != "poison" && v != "panic" {
+			want = append(want, strings.ToUpper(v))
+		}
+	}
+	var got []string
+	for _, m := range kafkatest.ReadAll(t, brokers, outTopic) {
+		got = append(got, string(m.Value))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("outputs %v, want %v", got, want)
+	}
+
+	letters := kafkatest.ReadAll(t, brokers, dlqTopic)
+	if len(letters) != 2 || string(letters[0].Value) != "poison" || string(letters[1].Value) != "panic" {
+		t.Errorf("dead letters %v, want poison then panic", letters)
+	}
+	if stats := r.Stats(); stats.Consumed != 300 || stats.Produced != 298 || stats.DeadLettered != 2 {
+		t.Errorf("stats %+v, want 300 consumed, 298 produced, 2 dead-lettered", stats)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/oversoc/cybereason-connector/internal/jsonvalue"
 )
 
 // VolatileFields returns the JSON pointers of the fields that Fingerprint leaves out for a kind.
@@ -82,23 +84,48 @@ func Fingerprint(kind Kind, value []byte) (string, error) {
 	if volatile == nil {
 		return "", fmt.Errorf("fingerprint: unknown record kind %q", kind)
 	}
-	record, err := decodeObject(value)
+	canonical, err := jsonvalue.AppendCanonicalWithout(make([]byte, 0, len(value)), value, volatileRemovals[kind])
 	if err != nil {
-		return "", fmt.Errorf("fingerprint %s record: %w", kind, err)
-	}
-	for _, pointer := range volatile {
-		removePointer(record, pointer)
-	}
-	canonical, err := canonicalJSON(record)
-	if err != nil {
-		return "", fmt.Errorf("fingerprint %s record: %w", kind, err)
+		// The streaming encoder declined, for example on invalid JSON: decode, which words the error.
+		if canonical, err = canonicalWithout(kind, value, volatile); err != nil {
+			return "", err
+		}
 	}
 	sum := sha256.Sum256(canonical)
 	return hex.EncodeToString(sum[:8]), nil
 }
 
+// volatileRemovals holds VolatileFields of each kind in the form AppendCanonicalWithout takes.
+var volatileRemovals = map[Kind]*jsonvalue.Removal{
+	KindAsset:   jsonvalue.NewRemoval(VolatileFields(KindAsset)),
+	KindFinding: jsonvalue.NewRemoval(VolatileFields(KindFinding)),
+}
+
+// canonicalWithout decodes the record, removes the volatile pointers and encodes the rest in
+// canonical form. It is the definition that AppendCanonicalWithout follows without decoding.
+func canonicalWithout(kind Kind, value []byte, volatile []string) ([]byte, error) {
+	record, err := decodeObject(value)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint %s record: %w", kind, err)
+	}
+	for _, pointer := range volatile {
+		removePointer(record, pointer)
+	}
+	canonical, err := jsonvalue.AppendCanonical(make([]byte, 0, len(value)), record)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint %s record: %w", kind, err)
+	}
+	return canonical, nil
+}
+
 // decodeObject decodes a JSON object, keeping numbers as json.Number so that they re-encode exactly.
+// It tries jsonvalue.Parse first and words the errors with encoding/json.
 func decodeObject(value []byte) (map[string]any, error) {
+	if doc, err := jsonvalue.Parse(value); err == nil {
+		if record, ok := doc.(map[string]any); ok {
+			return record, nil
+		}
+	}
 	decoder := json.NewDecoder(bytes.NewReader(value))
 	decoder.UseNumber()
 	var record map[string]any
@@ -157,15 +184,4 @@ func removeTokens(object map[string]any, tokens []string) bool {
 		return removed
 	}
 	return false
-}
-
-// canonicalJSON encodes a decoded value with sorted object keys, no whitespace and no HTML escaping.
-func canonicalJSON(value any) ([]byte, error) {
-	var buf bytes.Buffer
-	encoder := json.NewEncoder(&buf)
-	encoder.SetEscapeHTML(false)
-	if err := encoder.Encode(value); err != nil {
-		return nil, fmt.Errorf("encode canonical JSON: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

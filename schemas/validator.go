@@ -12,6 +12,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/oversoc/cybereason-connector/internal/jsonvalue"
 )
 
 // maxViolations caps the violations that a ValidationError message lists, so that one broken record
@@ -116,7 +118,7 @@ func (v *Validator) Validate(kind Kind, value []byte) error {
 	if !ok {
 		return fmt.Errorf("validate: unknown record kind %q", kind)
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(value))
+	doc, err := decodeJSON(value)
 	if err != nil {
 		return fmt.Errorf("validate %s record: invalid JSON: %w", kind, err)
 	}
@@ -129,6 +131,15 @@ func (v *Validator) Validate(kind Kind, value []byte) error {
 		return fmt.Errorf("validate %s record: %w", kind, err)
 	}
 	return &ValidationError{Kind: kind, SchemaID: schemaID(v.version, string(kind)), Violations: violations(schemaErr, v.printer)}
+}
+
+// decodeJSON decodes a record for validation with jsonvalue.Parse, or with jsonschema's own decoder
+// when that fails, so that an invalid document gets that decoder's error.
+func decodeJSON(value []byte) (any, error) {
+	if doc, err := jsonvalue.Parse(value); err == nil {
+		return doc, nil
+	}
+	return jsonschema.UnmarshalJSON(bytes.NewReader(value))
 }
 
 // ValidationError reports a record that does not match its schema.

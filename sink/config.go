@@ -11,9 +11,13 @@ import (
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultBatchSize           = 1000
-	DefaultBatchBytes          = 1 << 20 // 1 MiB, within the 1,048,588-byte message.max.bytes default of Kafka and kfake
-	DefaultBatchTimeout        = 10 * time.Millisecond
+	DefaultBatchSize  = 1000
+	DefaultBatchBytes = 1 << 20 // 1 MiB, within the 1,048,588-byte message.max.bytes default of Kafka and kfake
+	// DefaultBatchTimeout is short because Write is synchronous: each call
+	// hands kafka-go all its messages at once, so a partial batch of a
+	// partition gains little by waiting, and every wait adds to the latency
+	// of each stage.
+	DefaultBatchTimeout        = time.Millisecond
 	DefaultWriteTimeout        = 10 * time.Second
 	DefaultRetryBackoffMin     = 100 * time.Millisecond
 	DefaultRetryBackoffMax     = 10 * time.Second

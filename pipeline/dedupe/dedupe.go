@@ -48,7 +48,8 @@ type Config struct {
 	// DefaultRoutes.
 	Routes map[string]string
 	// Fingerprint returns the content hash of a record read from topic,
-	// without its volatile fields. Required.
+	// without its volatile fields. Required. It must be safe for concurrent
+	// use, because PrepareBatch calls it on several goroutines.
 	Fingerprint func(topic string, msg kafka.Message) (string, error)
 	// State stores the last forwarded fingerprints. Nil means a new
 	// in-memory state, lost when the process stops unless Restore rebuilds
@@ -98,6 +99,9 @@ type Stage struct {
 	// undoSteps undo the asset state changes of the current batch, oldest
 	// first.
 	undoSteps []func()
+
+	preparedMu sync.Mutex
+	prepared   map[inputPosition]prepared // fingerprints of the current batch, see PrepareBatch
 
 	in         atomic.Int64
 	forwarded  atomic.Int64
@@ -361,7 +365,7 @@ func (s *Stage) processRecord(msg kafka.Message, out string, now time.Time) ([]k
 		return []kafka.Message{forward}, nil
 	}
 
-	fingerprint, err := s.fingerprint(msg.Topic, msg)
+	fingerprint, err := s.fingerprintOf(msg)
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint record: %w", err)
 	}

@@ -113,6 +113,11 @@ type Stage struct {
 	loggedDetailsErrors int                 // details problems logged so far, capped by maxLoggedDetailsErrors
 }
 
+// ProcessesConcurrently returns true: Process is safe for concurrent use, so the pipeline runner
+// may process several messages of a batch at once. A MalOp processed at the same time as the sensor
+// of its machine may then miss that sensor's id, which the machine index only links best effort.
+func (s *Stage) ProcessesConcurrently() bool { return true }
+
 // Stats are the counters of a Stage since it was created.
 type Stats struct {
 	Sensors  int64 // sensor messages turned into asset records

@@ -15,6 +15,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/oversoc/cybereason-connector/internal/jsonvalue"
 	"github.com/oversoc/cybereason-connector/sink"
 )
 
@@ -110,6 +111,12 @@ func decodeVendorObject(value []byte) (vendorObject, error) {
 	if len(bytes.TrimSpace(value)) == 0 {
 		return nil, errors.New("value is empty, expected a JSON object")
 	}
+	if decoded, err := jsonvalue.Parse(value); err == nil {
+		if object, ok := decoded.(map[string]any); ok {
+			return object, nil
+		}
+	}
+	// Word the error, or the type of a value that is no object, as encoding/json sees it.
 	decoder := json.NewDecoder(bytes.NewReader(value))
 	decoder.UseNumber()
 	var decoded any

@@ -13,9 +13,9 @@ import (
 
 // recordMessage encodes a record, gives it its id and validates it. The id, used as metadata.uid and
 // ce_id, is uid + "#" + the fingerprint of the record. Since metadata.uid is volatile, the fingerprint
-// can be taken before the id is set.
+// can be taken from the record encoded with a placeholder in its id, which is then replaced.
 func (s *Stage) recordMessage(kind schemas.Kind, topic, eventType, uid string, record any, metadata *schemas.Metadata, env envelope) (kafka.Message, error) {
-	metadata.UID = ""
+	metadata.UID = uid + "#" + fingerprintPlaceholder
 	value, err := encodeRecord(record)
 	if err != nil {
 		return kafka.Message{}, err
@@ -26,8 +26,10 @@ func (s *Stage) recordMessage(kind schemas.Kind, topic, eventType, uid string, r
 	}
 	id := uid + "#" + fingerprint
 	metadata.UID = id
-	if value, err = encodeRecord(record); err != nil {
-		return kafka.Message{}, err
+	if !replacePlaceholder(value, fingerprint) {
+		if value, err = encodeRecord(record); err != nil {
+			return kafka.Message{}, err
+		}
 	}
 	if err := s.cfg.Validator.Validate(kind, value); err != nil {
 		return kafka.Message{}, fmt.Errorf("record %s does not match its schema: %w", uid, err)
@@ -49,6 +51,23 @@ func (s *Stage) recordMessage(kind schemas.Kind, topic, eventType, uid string, r
 			{Key: sink.HeaderContentType, Value: []byte(sink.ContentType)},
 		},
 	}, nil
+}
+
+// fingerprintPlaceholder stands for the fingerprint in metadata.uid while the fingerprint is taken,
+// so that the record is encoded once: it has the fingerprint's 16 hex digits.
+const fingerprintPlaceholder = "0000000000000000"
+
+// replacePlaceholder writes fingerprint over the placeholder at the end of the encoded metadata.uid
+// and reports whether it did. It does nothing when the placeholder's end of string occurs more than
+// once, so that the caller encodes the record again instead.
+func replacePlaceholder(value []byte, fingerprint string) bool {
+	marker := []byte("#" + fingerprintPlaceholder + `"`)
+	at := bytes.Index(value, marker)
+	if at < 0 || len(fingerprint) != len(fingerprintPlaceholder) || bytes.Contains(value[at+1:], marker) {
+		return false
+	}
+	copy(value[at+1:], fingerprint)
+	return true
 }
 
 // encodeRecord encodes a record as compact JSON without HTML escaping, so that vendor text such as
