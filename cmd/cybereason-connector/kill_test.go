@@ -107,11 +107,18 @@ func buildBinaries(t *testing.T) string {
 	return dir
 }
 
-// killTopics lists every topic `run` checks at start with the defaults of
-// connectorEnv, as an operator would create them: the state topic
-// compacted, dead-letter topics with one partition, and the others with
-// killPartition partitions.
+// killTopics lists the topics of the hard-stop tests: connectorTopics
+// with killPartition partitions.
 func killTopics(t *testing.T) []embeddedkafka.Topic {
+	t.Helper()
+	return connectorTopics(t, killPartition)
+}
+
+// connectorTopics lists every topic `run` checks at start with the defaults
+// of connectorEnv, as an operator would create them: the state topic
+// compacted, dead-letter topics with one partition, and the others with
+// the given count of partitions.
+func connectorTopics(t *testing.T, partitions int) []embeddedkafka.Topic {
 	t.Helper()
 	env := make(map[string]string)
 	for _, setting := range connectorEnv("http://127.0.0.1:1", []string{"127.0.0.1:1"}) {
@@ -131,7 +138,7 @@ func killTopics(t *testing.T) []embeddedkafka.Topic {
 		case strings.HasSuffix(name, ".dlq"):
 			topics = append(topics, embeddedkafka.Topic{Name: name})
 		default:
-			topics = append(topics, embeddedkafka.Topic{Name: name, Partitions: killPartition})
+			topics = append(topics, embeddedkafka.Topic{Name: name, Partitions: partitions})
 		}
 	}
 	return topics

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
 	"github.com/oversoc/cybereason-connector/internal/kafkatest"
 	"github.com/oversoc/cybereason-connector/source/cybereason/cybereasontest"
 )
@@ -38,12 +37,7 @@ func (s *syncBuilder) String() string {
 func TestRunStopsCleanlyWhenSignaled(t *testing.T) {
 	console := cybereasontest.NewServer(cybereasontest.GenerateTenant(4, 30, 3, time.Now()), cybereasontest.Options{})
 	defer console.Close()
-	var topics []embeddedkafka.Topic
-	for _, name := range []string{"cybereason.raw.sensors", "cybereason.raw.malops", "cybereason.raw.malware", "cybereason.raw.policies",
-		"oversoc.normalized.assets", "oversoc.normalized.findings", "oversoc.assets", "oversoc.findings"} {
-		topics = append(topics, embeddedkafka.Topic{Name: name, Partitions: 2}, embeddedkafka.Topic{Name: name + ".dlq"})
-	}
-	topics = append(topics, embeddedkafka.Topic{Name: "cybereason.connector.state", Compacted: true})
+	topics := connectorTopics(t, 2)
 	brokers := kafkatest.NewBroker(t, topics...)
 	env := map[string]string{
 		"CYBEREASON_URL":      console.URL,
@@ -65,7 +59,14 @@ func TestRunStopsCleanlyWhenSignaled(t *testing.T) {
 	exited := make(chan int, 1)
 	go func() { exited <- run(ctx, []string{"run"}, lookupEnv, &stdout, &stderr) }()
 
-	kafkatest.WaitFor(t, func() bool { return len(kafkatest.ReadAll(t, brokers, "oversoc.assets")) == 30 })
+	kafkatest.WaitFor(t, func() bool {
+		select {
+		case code := <-exited:
+			t.Fatalf("run exited with code %d before the assets were published; stderr:\n%s", code, stderr.String())
+		default:
+		}
+		return len(kafkatest.ReadAll(t, brokers, "oversoc.assets")) == 30
+	})
 	cancel()
 	select {
 	case code := <-exited:
