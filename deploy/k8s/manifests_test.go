@@ -554,8 +554,15 @@ func checkTopics(t *testing.T, m *manifests) {
 		}
 	}
 
-	// Dedupe keeps the state of input partition p in output partition p.
-	for in, out := range map[string]string{cfg.Kafka.Topics.NormalizedAssets: cfg.Kafka.Topics.Assets, cfg.Kafka.Topics.NormalizedFindings: cfg.Kafka.Topics.Findings} {
+	// Enrich forwards the inventory end events of raw sensors partition p
+	// to normalized assets partition p, and dedupe keeps the state of input
+	// partition p in output partition p.
+	copartitioned := map[string]string{
+		cfg.Kafka.Topics.RawSensors:         cfg.Kafka.Topics.NormalizedAssets,
+		cfg.Kafka.Topics.NormalizedAssets:   cfg.Kafka.Topics.Assets,
+		cfg.Kafka.Topics.NormalizedFindings: cfg.Kafka.Topics.Findings,
+	}
+	for in, out := range copartitioned {
 		if a, b := topicByName(m, in), topicByName(m, out); a != nil && b != nil && a.Spec.Partitions != b.Spec.Partitions {
 			t.Errorf("KafkaTopic %s has %d partitions but its input %s has %d", out, b.Spec.Partitions, in, a.Spec.Partitions)
 		}
