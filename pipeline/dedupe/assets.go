@@ -88,9 +88,11 @@ type partitionAssets struct {
 	// misses counts, per key, the complete inventories in a row that lacked
 	// the key.
 	misses map[string]int
-	// lastEnd is the start time (epoch ms) of the inventory of the last end
-	// event processed, complete or not, and 0 before the first.
-	lastEnd int64
+	// lastEnd contains, per tenant, the start time (epoch ms) of the
+	// inventory of the last end event processed, complete or not. Several
+	// consoles can share the topics, and each tenant's inventories start on
+	// their own schedule.
+	lastEnd map[string]int64
 }
 
 func newPartitionAssets() *partitionAssets {
@@ -98,6 +100,7 @@ func newPartitionAssets() *partitionAssets {
 		snapshots: make(map[string]*schemas.Asset),
 		seen:      make(map[string]string),
 		misses:    make(map[string]int),
+		lastEnd:   make(map[string]int64),
 	}
 }
 

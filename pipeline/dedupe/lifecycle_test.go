@@ -42,7 +42,19 @@ type sensorState struct {
 	serviceOff bool // service down on an online sensor
 	// lifecycle is stale or archived instead of active when set.
 	lifecycle schemas.LifecycleState
+	// tenant is the sensor's console, testTenant when empty.
+	tenant string
 }
+
+func (s sensorState) tenantID() string {
+	if s.tenant == "" {
+		return testTenant
+	}
+	return s.tenant
+}
+
+// key returns the asset_uid of the sensor, which is its record key.
+func (s sensorState) key() string { return "cybereason:" + s.tenantID() + ":" + s.id }
 
 // assetValue returns the example asset record of contract version
 // schemas.Version for the sensor, as enrich would make it at poll time start.
@@ -56,7 +68,8 @@ func assetValue(t testing.TB, s sensorState, start time.Time) []byte {
 	if err := json.Unmarshal(data, &asset); err != nil {
 		t.Fatal(err)
 	}
-	asset.AssetUID = assetUID(s.id)
+	asset.AssetUID = s.key()
+	asset.Metadata.TenantUID = s.tenantID()
 	asset.Device.UID = s.id
 	asset.Time = start.UnixMilli()
 	asset.Metadata.UID = asset.AssetUID + "#test"
@@ -114,19 +127,25 @@ func assetValue(t testing.TB, s sensorState, start time.Time) []byte {
 func assetMessage(t testing.TB, s sensorState, start time.Time, partition int) kafka.Message {
 	t.Helper()
 	event := sink.Event{
-		ID: assetUID(s.id) + "#test", Source: "https://" + testTenant + "/rest/sensors/query",
-		Type: schemas.EventType(schemas.KindAsset), Subject: assetUID(s.id), Tenant: testTenant,
+		ID: s.key() + "#test", Source: "https://" + s.tenantID() + "/rest/sensors/query",
+		Type: schemas.EventType(schemas.KindAsset), Subject: s.key(), Tenant: s.tenantID(),
 		DataSchema: schemas.SchemaID(schemas.KindAsset), Time: start,
 	}
-	headers := append(event.Headers(), kafka.Header{Key: inventory.HeaderID, Value: []byte(inventory.ID(testTenant, start))})
-	return kafka.Message{Topic: assetsIn, Partition: partition, Key: []byte(assetUID(s.id)), Value: assetValue(t, s, start), Headers: headers}
+	headers := append(event.Headers(), kafka.Header{Key: inventory.HeaderID, Value: []byte(inventory.ID(s.tenantID(), start))})
+	return kafka.Message{Topic: assetsIn, Partition: partition, Key: []byte(s.key()), Value: assetValue(t, s, start), Headers: headers}
 }
 
 // endMessages are the end events of the inventory that started at start, as
 // enrich forwards them; counts[p] is the number of sensors on partition p.
 func endMessages(t testing.TB, start time.Time, total int, counts ...int) []kafka.Message {
 	t.Helper()
-	msgs, err := inventory.Messages(assetsIn, "https://"+testTenant+"/rest/sensors/query", testTenant, start, total, counts)
+	return tenantEndMessages(t, testTenant, start, total, counts...)
+}
+
+// tenantEndMessages is endMessages for the inventory of another tenant.
+func tenantEndMessages(t testing.TB, tenant string, start time.Time, total int, counts ...int) []kafka.Message {
+	t.Helper()
+	msgs, err := inventory.Messages(assetsIn, "https://"+tenant+"/rest/sensors/query", tenant, start, total, counts)
 	if err != nil {
 		t.Fatalf("inventory.Messages: %v", err)
 	}
@@ -230,6 +249,40 @@ func removalsOf(t *testing.T, outs []kafka.Message) []string {
 		}
 	}
 	return removed
+}
+
+// TestLifecycleRemovesOnlyTheInventorysTenant runs the inventories of two
+// consoles whose sensors share the topics. A complete inventory may remove
+// only assets of its own tenant, and one tenant's later inventory must not
+// make the other tenant's end events look replayed.
+func TestLifecycleRemovesOnlyTheInventorysTenant(t *testing.T) {
+	stage := newLifecycleStage(t, 1)
+	const other = "other.example.net"
+	own := sensors("a1", "a2")
+	others := []sensorState{{id: "b1", tenant: other}, {id: "b2", tenant: other}}
+
+	collect := func(tenant string, n int, sensors []sensorState) []kafka.Message {
+		t.Helper()
+		start := inventoryStart(n)
+		var msgs []kafka.Message
+		for _, s := range sensors {
+			msgs = append(msgs, assetMessage(t, s, start, 0))
+		}
+		msgs = append(msgs, tenantEndMessages(t, tenant, start, len(sensors), len(sensors))...)
+		return processAll(t, stage, msgs...)
+	}
+
+	// The other tenant's inventories start hours after this tenant's.
+	collect(testTenant, 0, own)
+	if got := removalsOf(t, collect(other, 5, others)); len(got) != 0 {
+		t.Errorf("the other tenant's first inventory removed %v, want nothing", got)
+	}
+	if got := removalsOf(t, collect(testTenant, 1, own[:1])); !slices.Equal(got, []string{own[1].key()}) {
+		t.Errorf("this tenant's second inventory removed %v, want [%s]", got, own[1].key())
+	}
+	if got := removalsOf(t, collect(other, 6, others[:1])); !slices.Equal(got, []string{others[1].key()}) {
+		t.Errorf("the other tenant's second inventory removed %v, want [%s]", got, others[1].key())
+	}
 }
 
 func TestLifecycleRemovesAfterMissedInventories(t *testing.T) {

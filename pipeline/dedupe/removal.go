@@ -39,14 +39,21 @@ func (s *Stage) processInventoryEnd(msg kafka.Message, out string, now time.Time
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	state := s.partitionAssets(at)
-	if end.StartTime <= state.lastEnd {
+	tenant := end.Tenant()
+	lastEnd, hadEnd := state.lastEnd[tenant]
+	if end.StartTime <= lastEnd {
 		s.endsIgnored.Add(1)
 		s.logger.Debug("inventory end event replayed; ignored", "inventory_id", end.InventoryID, "partition", msg.Partition, "offset", msg.Offset)
 		return nil, nil
 	}
-	lastEnd := state.lastEnd
-	state.lastEnd = end.StartTime
-	s.onRollback(func() { state.lastEnd = lastEnd })
+	state.lastEnd[tenant] = end.StartTime
+	s.onRollback(func() {
+		if hadEnd {
+			state.lastEnd[tenant] = lastEnd
+		} else {
+			delete(state.lastEnd, tenant)
+		}
+	})
 
 	seen := 0
 	for _, id := range state.seen {
@@ -65,11 +72,16 @@ func (s *Stage) processInventoryEnd(msg kafka.Message, out string, now time.Time
 }
 
 // applyInventoryEnd counts the misses of a complete inventory and removes the
-// assets that reached MissedInventories. The caller holds s.mu.
+// assets that reached MissedInventories. Only the assets of the inventory's
+// tenant are counted, because the assets of other consoles that share the
+// topics are not in it. The caller holds s.mu.
 func (s *Stage) applyInventoryEnd(at topicPartition, state *partitionAssets, end inventory.End, msg kafka.Message, now time.Time) ([]kafka.Message, error) {
+	tenant := end.Tenant()
 	keys := make([]string, 0, len(state.snapshots))
-	for key := range state.snapshots {
-		keys = append(keys, key)
+	for key, snapshot := range state.snapshots {
+		if snapshot.Metadata.TenantUID == tenant {
+			keys = append(keys, key)
+		}
 	}
 	slices.Sort(keys)
 

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -51,6 +52,8 @@ func (e End) Validate() error {
 	var errs []error
 	if e.InventoryID == "" {
 		errs = append(errs, errors.New("inventory_id: missing"))
+	} else if e.Tenant() == "" {
+		errs = append(errs, fmt.Errorf("inventory_id: must have the form <tenant>/sensors/<start in epoch ms>, got %q", e.InventoryID))
 	}
 	if e.StartTime <= 0 {
 		errs = append(errs, fmt.Errorf("start_time: must be a positive epoch ms, got %d", e.StartTime))
@@ -71,6 +74,16 @@ func (e End) Validate() error {
 		return fmt.Errorf("invalid inventory end event: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// Tenant returns the tenant of the inventory: the part of InventoryID before
+// its last "/sensors/".
+func (e End) Tenant() string {
+	i := strings.LastIndex(e.InventoryID, "/sensors/")
+	if i < 0 {
+		return ""
+	}
+	return e.InventoryID[:i]
 }
 
 // IsEnd reports whether msg is an inventory end event, by its ce_type header.

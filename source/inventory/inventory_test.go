@@ -17,6 +17,7 @@ func TestParseRejectsMalformedEvents(t *testing.T) {
 		{"not JSON", `{"inventory_id":`, "decode inventory end event"},
 		{"unknown member", `{"inventory_id":"t/sensors/1","start_time":1,"count":1,"partition_count":1,"partition":0,"partitions":1,"extra":1}`, "unknown field"},
 		{"missing id", `{"start_time":1,"count":1,"partition_count":1,"partition":0,"partitions":1}`, "inventory_id: missing"},
+		{"id without tenant", `{"inventory_id":"sensors-1","start_time":1,"count":1,"partition_count":1,"partition":0,"partitions":1}`, "inventory_id: must have the form"},
 		{"zero start", `{"inventory_id":"t/sensors/1","start_time":0,"count":1,"partition_count":1,"partition":0,"partitions":1}`, "start_time"},
 		{"negative count", `{"inventory_id":"t/sensors/1","start_time":1,"count":-1,"partition_count":0,"partition":0,"partitions":1}`, "count: must not be negative"},
 		{"partition count above count", `{"inventory_id":"t/sensors/1","start_time":1,"count":1,"partition_count":2,"partition":0,"partitions":1}`, "partition_count"},
@@ -78,5 +79,21 @@ func TestPartitionerMatchesMurmur2(t *testing.T) {
 	}
 	if total != 6 {
 		t.Errorf("counts add up to %d, want 6 distinct keys", total)
+	}
+}
+
+func TestEndTenant(t *testing.T) {
+	tests := []struct {
+		id, want string
+	}{
+		{"console.example.net/sensors/1767225600000", "console.example.net"},
+		{"team/a/sensors/1", "team/a"},
+		{"a/sensors/b/sensors/2", "a/sensors/b"},
+		{"no-tenant", ""},
+	}
+	for _, tt := range tests {
+		if got := (inventory.End{InventoryID: tt.id}).Tenant(); got != tt.want {
+			t.Errorf("End{InventoryID: %q}.Tenant() = %q, want %q", tt.id, got, tt.want)
+		}
 	}
 }
