@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -176,10 +177,25 @@ func readerConfig(cfg RunnerConfig, logger *slog.Logger) kafka.ReaderConfig {
 		Logger: kafka.LoggerFunc(func(format string, args ...any) {
 			logger.Debug(fmt.Sprintf(format, args...), "component", "kafka-go reader")
 		}),
-		ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {
-			logger.Warn(fmt.Sprintf(format, args...), "component", "kafka-go reader")
-		}),
+		ErrorLogger: readerErrorLogger(logger),
 	}
+}
+
+// readerErrorLogger logs the errors of a kafka-go reader at warning level,
+// except fetch timeouts. kafka-go v0.4.51 sets a fetch's read deadline to
+// MaxWait and asks the broker to answer a little earlier; on a loaded host the
+// answer can come after the deadline. The reader then closes the connection
+// and fetches again on a new one, so nothing is lost, and the error is logged
+// at debug level only.
+func readerErrorLogger(logger *slog.Logger, attrs ...any) kafka.Logger {
+	return kafka.LoggerFunc(func(format string, args ...any) {
+		message := fmt.Sprintf(format, args...)
+		level := slog.LevelWarn
+		if strings.HasSuffix(message, "i/o timeout") {
+			level = slog.LevelDebug
+		}
+		logger.Log(context.Background(), level, message, append([]any{"component", "kafka-go reader"}, attrs...)...)
+	})
 }
 
 // groupConfig is the kafka-go consumer group of a runner in TrackAssignments

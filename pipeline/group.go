@@ -280,9 +280,7 @@ func partitionReaderConfig(cfg RunnerConfig, a assignment, logger *slog.Logger) 
 		Logger: kafka.LoggerFunc(func(format string, args ...any) {
 			logger.Debug(fmt.Sprintf(format, args...), "component", "kafka-go reader")
 		}),
-		ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {
-			logger.Warn(fmt.Sprintf(format, args...), "component", "kafka-go reader", "topic", a.topic, "partition", a.partition)
-		}),
+		ErrorLogger: readerErrorLogger(logger, "topic", a.topic, "partition", a.partition),
 	}
 }
 
