@@ -28,10 +28,25 @@ const (
 var version = ""
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go stopOnSignals(signals, cancel, os.Stderr)
+
 	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(signals)
 	os.Exit(code)
+}
+
+// stopOnSignals cancels the command at the first signal, so that it drains
+// and stops within SHUTDOWN_TIMEOUT, and exits with status 1 at the second,
+// for an operator who does not want to wait for the drain.
+func stopOnSignals(signals <-chan os.Signal, cancel context.CancelFunc, stderr io.Writer) {
+	<-signals
+	cancel()
+	sig := <-signals
+	fmt.Fprintf(stderr, "cybereason-connector: second %s received; exiting without finishing the shutdown\n", sig)
+	os.Exit(exitFailure)
 }
 
 // usageError marks errors caused by the command line or the configuration,
