@@ -69,16 +69,22 @@ func (r sensorsResponse) more(pageSize int) bool {
 }
 
 // QuerySensors reads the whole sensor inventory page by page, with page indexes 0, 1, 2, and so
-// on, and calls fn once for each non-empty page, in order. Only one page is held in memory at a
-// time. Paging ends when the console reports hasMoreResults false or returns an empty page. A
-// response without hasMoreResults counts as reporting more results when its page is full.
+// on, and calls fn once for each non-empty page, in order. Paging ends when the console reports
+// hasMoreResults false or returns an empty page. A response without hasMoreResults counts as
+// reporting more results when its page is full.
+//
+// Page 0 comes alone. Its totalResults tells how many pages follow, and up to PageConcurrency of
+// them are requested at a time, so at most PageConcurrency pages are held in memory, the one fn
+// handles included. No page past the last one is requested, unless the inventory shrinks during
+// paging. Pages are requested while earlier ones are handled, so each page shows the inventory
+// at the time of its own request, as with one page at a time.
 //
 // It stops with ErrTooManyPages after MaxPages pages that all reported more results, and with
 // ErrPageRepeated when a page has the same sensorIds as the page before. When the session expires
 // in the middle, it logs in again and requests the same page index again. An error from fn stops
 // paging and is returned wrapped.
 func (c *Client) QuerySensors(ctx context.Context, fn func(SensorPage) error) error {
-	return readPagesByIndex(ctx, c, "sensors", c.sensorsPage, fn)
+	return readPagesByIndex(ctx, c, "sensors", c.pageConcurrency, c.sensorsPage, fn)
 }
 
 // sensorsPage requests one page and reports whether the console has more results after it.
@@ -128,7 +134,7 @@ func (c *Client) sensorsPage(ctx context.Context, index int) (indexPage[SensorPa
 	more := response.more(c.pageSize)
 	c.logger.Debug("received Cybereason sensors page", "page", index, "sensors", len(page.Sensors),
 		"total_results", page.TotalResults, "has_more_results", more)
-	return indexPage[SensorPage]{page: page, keys: sensorIDs(page.Sensors), more: more}, nil
+	return indexPage[SensorPage]{page: page, keys: sensorIDs(page.Sensors), more: more, total: page.TotalResults}, nil
 }
 
 // parseSensor reads the sensorId of a sensor object and removes its iconBase64 member.
