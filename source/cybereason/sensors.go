@@ -1,6 +1,7 @@
 package cybereason
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -109,8 +110,11 @@ func (c *Client) sensorsPage(ctx context.Context, index int) (indexPage[SensorPa
 		endpoint: sensorsPath,
 		body:     body,
 		decode: func(r io.Reader) error {
-			response = sensorsResponse{}
-			if err := json.NewDecoder(r).Decode(&response); err != nil {
+			body, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			if response, err = decodeSensorsResponse(body); err != nil {
 				return err
 			}
 			return response.check(http.MethodPost + " " + sensorsPath)
@@ -137,8 +141,136 @@ func (c *Client) sensorsPage(ctx context.Context, index int) (indexPage[SensorPa
 	return indexPage[SensorPage]{page: page, keys: sensorIDs(page.Sensors), more: more, total: page.TotalResults}, nil
 }
 
-// parseSensor reads the sensorId of a sensor object and removes its iconBase64 member.
+// decodeSensorsResponse decodes a sensors response as json.Unmarshal would, but leaves each
+// sensor object in place in body instead of copying it: the page's sensors share body. It checks
+// the syntax of the whole body first, then decodes all members but sensors with json.Unmarshal.
+func decodeSensorsResponse(body []byte) (sensorsResponse, error) {
+	if err := checkJSON(body); err != nil {
+		return sensorsResponse{}, err
+	}
+	members, err := objectMembers(body)
+	if err != nil {
+		return sensorsResponse{}, fmt.Errorf("the response is %w", err)
+	}
+
+	var response sensorsResponse
+	// Like encoding/json, the last member whose name matches in any case wins.
+	sensorsValue, found := lookupFold(members, "sensors")
+	if err := json.Unmarshal(withoutMemberFold(body, members, "sensors"), &response); err != nil {
+		return sensorsResponse{}, err
+	}
+	if !found || string(sensorsValue) == "null" {
+		return response, nil
+	}
+	raws, err := arrayElements(sensorsValue)
+	if err != nil {
+		return sensorsResponse{}, fmt.Errorf("the sensors member: %w", err)
+	}
+	response.Sensors = &raws
+	return response, nil
+}
+
+// arrayElements returns the elements of a syntactically valid JSON array, sharing its memory.
+func arrayElements(array []byte) ([]json.RawMessage, error) {
+	if len(array) == 0 || array[0] != '[' {
+		return nil, fmt.Errorf("%w, got %.20q", errNotArray, array)
+	}
+	var elements []json.RawMessage
+	i := skipBlanks(array, 1)
+	if array[i] == ']' {
+		return []json.RawMessage{}, nil
+	}
+	for {
+		end, err := skipValue(array, i)
+		if err != nil {
+			return nil, err
+		}
+		elements = append(elements, json.RawMessage(array[i:end:end]))
+		i = skipBlanks(array, end)
+		if array[i] == ']' {
+			return elements, nil
+		}
+		i = skipBlanks(array, i+1) // the comma
+	}
+}
+
+var errNotArray = errors.New("not a JSON array")
+
+// parseSensor reads the sensorId of a sensor object and removes its iconBase64 member. It lists
+// the object's members only when the object has an iconBase64 member or escaped member names,
+// which the objects of a console seldom have.
 func parseSensor(raw json.RawMessage) (Sensor, error) {
+	value, plain, err := sensorIDValue(raw)
+	if err != nil {
+		return Sensor{}, err
+	}
+	if !plain {
+		return parseSensorSlowly(raw)
+	}
+	if value == nil {
+		return Sensor{}, errors.New("sensorId is missing")
+	}
+	id, err := sensorIDString(value)
+	if err != nil {
+		return Sensor{}, err
+	}
+	return Sensor{ID: id, Raw: raw}, nil
+}
+
+// sensorIDValue returns the raw value of the last sensorId member of object, or nil without
+// one. plain is false when an iconBase64 member or an escaped member name needs parseSensorSlowly.
+func sensorIDValue(object []byte) (value []byte, plain bool, err error) {
+	i := skipBlanks(object, 0)
+	if i >= len(object) || object[i] != '{' {
+		return nil, false, errNotObject
+	}
+	i = skipBlanks(object, i+1)
+	if i < len(object) && object[i] == '}' {
+		return nil, true, checkEnd(object, i+1)
+	}
+	for {
+		if i >= len(object) || object[i] != '"' {
+			return nil, false, fmt.Errorf("expected a member name at byte %d of the object", i)
+		}
+		keyEnd, err := skipString(object, i)
+		if err != nil {
+			return nil, false, err
+		}
+		name := object[i+1 : keyEnd-1]
+		if bytes.IndexByte(name, '\\') >= 0 || string(name) == iconMember {
+			return nil, false, nil
+		}
+
+		colon := skipBlanks(object, keyEnd)
+		if colon >= len(object) || object[colon] != ':' {
+			return nil, false, fmt.Errorf("expected ':' after member %q", name)
+		}
+		valueStart := skipBlanks(object, colon+1)
+		valueEnd, err := skipValue(object, valueStart)
+		if err != nil {
+			return nil, false, fmt.Errorf("member %q: %w", name, err)
+		}
+		if string(name) == "sensorId" {
+			value = object[valueStart:valueEnd]
+		}
+
+		i = skipBlanks(object, valueEnd)
+		if i >= len(object) {
+			return nil, false, errors.New("unterminated JSON object")
+		}
+		switch object[i] {
+		case ',':
+			i = skipBlanks(object, i+1)
+		case '}':
+			return value, true, checkEnd(object, i+1)
+		default:
+			return nil, false, fmt.Errorf("unexpected %q at byte %d of the object", object[i], i)
+		}
+	}
+}
+
+// parseSensorSlowly is parseSensor for objects with an iconBase64 member or escaped names.
+func parseSensorSlowly(raw json.RawMessage) (Sensor, error) {
 	members, err := objectMembers(raw)
 	if err != nil {
 		return Sensor{}, err
@@ -147,14 +279,25 @@ func parseSensor(raw json.RawMessage) (Sensor, error) {
 	if !ok {
 		return Sensor{}, errors.New("sensorId is missing")
 	}
-	var id string
-	if err := json.Unmarshal(value, &id); err != nil {
-		return Sensor{}, fmt.Errorf("sensorId %s is not a string", value)
-	}
-	if id == "" {
-		return Sensor{}, errors.New("sensorId is empty")
+	id, err := sensorIDString(value)
+	if err != nil {
+		return Sensor{}, err
 	}
 	return Sensor{ID: id, Raw: withoutMember(raw, members, iconMember)}, nil
+}
+
+// sensorIDString decodes a sensorId value, which must be a non-empty string.
+func sensorIDString(value []byte) (string, error) {
+	var id string
+	if len(value) >= 2 && value[0] == '"' && bytes.IndexByte(value, '\\') < 0 {
+		id = string(value[1 : len(value)-1])
+	} else if err := json.Unmarshal(value, &id); err != nil {
+		return "", fmt.Errorf("sensorId %s is not a string", value)
+	}
+	if id == "" {
+		return "", errors.New("sensorId is empty")
+	}
+	return id, nil
 }
 
 func sensorIDs(sensors []Sensor) []string {
