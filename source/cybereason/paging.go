@@ -81,6 +81,15 @@ func readPagesByIndex[T any](ctx context.Context, c *Client, feed string, window
 		if slices.Equal(page.keys, previous) {
 			return fmt.Errorf("query %s page %d: %w: it has the same %d %s as page %d", feed, index, ErrPageRepeated, len(page.keys), feed, index-1)
 		}
+		if page.more {
+			// The next pages are requested before fn handles this one, which counts in the
+			// window until fn returns.
+			existing = max(index+2, pagesFor(page.total, c.pageSize))
+			for len(pending) < window-1 && next < min(existing, c.maxPages) {
+				pending = append(pending, request(next))
+				next++
+			}
+		}
 		if err := fn(page.page); err != nil {
 			return fmt.Errorf("handle %s page %d: %w", feed, index, err)
 		}
@@ -88,7 +97,6 @@ func readPagesByIndex[T any](ctx context.Context, c *Client, feed string, window
 			return nil
 		}
 		previous = page.keys
-		existing = max(index+2, pagesFor(page.total, c.pageSize))
 	}
 }
 
