@@ -1,13 +1,14 @@
 package cybereasontest
 
 import (
-	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 const (
