@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -130,6 +131,9 @@ type Client struct {
 	// now and sleep are time.Now and sleepContext, replaced by tests.
 	now   func() time.Time
 	sleep func(context.Context, time.Duration) error
+
+	// sensorsBodySize is the size of the last sensors response, which sizes the next one's buffer.
+	sensorsBodySize atomic.Int64
 
 	requestSlot chan struct{} // one element held per /rest request in flight
 	loginSlot   chan struct{} // held while a login is in flight
