@@ -60,13 +60,21 @@ func writeBody(w http.ResponseWriter, r *http.Request, status int, contentType s
 		return
 	}
 
+	writeGzip(w, status, contentType, func(out io.Writer) {
+		_, _ = out.Write(body) // a failed write means the client went away
+	})
+}
+
+// writeGzip writes a gzip-compressed response whose body write produces.
+func writeGzip(w http.ResponseWriter, status int, contentType string, write func(io.Writer)) {
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Encoding", "gzip")
 	w.Header().Add("Vary", "Accept-Encoding")
 	w.WriteHeader(status)
 	compressor := gzipWriters.Get().(*gzip.Writer)
 	defer gzipWriters.Put(compressor)
 	compressor.Reset(w)
-	_, _ = compressor.Write(body)
+	write(compressor)
 	_ = compressor.Close() // a failed write means the client went away
 }
 
