@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,6 +217,43 @@ func TestQuerySensorsCanceledMidway(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if requested := console.Stats().Requests["POST /rest/sensors/query"]; requested > 5 {
 		t.Errorf("client sent %d sensors queries, want at most 5: pages 0 to 2 and 2 ahead", requested)
+	}
+}
+
+func TestQuerySensorsConcurrentRejectedLogin(t *testing.T) {
+	tenant := cybereasontest.GenerateTenant(35, 950, 0, testNow)
+	console, url := startJitteryConsole(t, tenant, 30*time.Millisecond)
+	var passwordChanged atomic.Bool
+	client := newClient(t, url, testPassword, func(c *cybereason.Config) {
+		c.PageSize = 100
+		c.PageConcurrency = 3
+		c.Password = func() (string, error) {
+			if passwordChanged.Load() {
+				return "an outdated password", nil
+			}
+			return testPassword, nil
+		}
+	}, nil)
+
+	// Once page 0 is handled, the session expires and the configured password is wrong, so
+	// every later request needs a login that the console rejects.
+	err := client.QuerySensors(context.Background(), func(page cybereason.SensorPage) error {
+		if page.Index == 0 {
+			passwordChanged.Store(true)
+			console.ExpireSessions()
+		}
+		return nil
+	})
+
+	if !errors.Is(err, cybereason.ErrCredentialsRejected) {
+		t.Fatalf("QuerySensors returned %v, want ErrCredentialsRejected", err)
+	}
+	stats := console.Stats()
+	if stats.Logins != 1 {
+		t.Errorf("console accepted %d logins, want only the first", stats.Logins)
+	}
+	if stats.RejectedLogins != 1 {
+		t.Errorf("console rejected %d logins, want 1: the rejected password is not sent again", stats.RejectedLogins)
 	}
 }
 
