@@ -29,8 +29,9 @@ type pageResult[T any] struct {
 //
 // Page 0 is requested alone. After it, up to window pages are requested ahead, but only pages
 // that exist by the total the console reported with the last page handled, or the next page
-// when it reported more results. A console that reports its total is thus never asked for a
-// page past the last one, unless the query lost results during paging. At most window pages
+// when it reported more results. A console that reports its total and whether more results
+// follow is thus never asked for a page past the last one, unless the query lost results during
+// paging. At most window pages
 // are held at a time, counting the one fn handles. When paging stops, including when ctx ends
 // between two pages, the requests still in flight are canceled and waited for.
 func readPagesByIndex[T any](ctx context.Context, c *Client, feed string, window int,

@@ -76,8 +76,8 @@ func (r sensorsResponse) more(pageSize int) bool {
 //
 // Page 0 comes alone. Its totalResults tells how many pages follow, and up to PageConcurrency of
 // them are requested at a time, so at most PageConcurrency pages are held in memory, the one fn
-// handles included. No page past the last one is requested, unless the inventory shrinks during
-// paging. Pages are requested while earlier ones are handled, so each page shows the inventory
+// handles included. A console that sends hasMoreResults is not asked for a page past the last
+// one, unless the inventory shrinks during paging. Pages are requested while earlier ones are handled, so each page shows the inventory
 // at the time of its own request, as with one page at a time.
 //
 // It stops with ErrTooManyPages after MaxPages pages that all reported more results, and with
