@@ -23,8 +23,10 @@ type InventoryReport struct {
 }
 
 // CollectSensors reads the whole sensor inventory and publishes one message
-// per sensor, page by page, so memory stays bounded by one page. On error the
-// sensors of the pages already published stay published.
+// per sensor, page by page and in page order. Memory stays bounded by the
+// client's PageConcurrency pages: the page being published and the pages
+// requested ahead of it. On error the sensors of the pages already published
+// stay published.
 //
 // With Config.Partitions set, each sensor event goes to the partition of the
 // murmur2 hash of its key and carries the inventory.HeaderID header. After

@@ -80,6 +80,11 @@ type Cybereason struct {
 	// PageSize is the number of sensors per page, 1 to 1000. Default: 1000.
 	PageSize int `env:"PAGE_SIZE, default=1000"`
 
+	// PageConcurrency is the number of sensor pages requested at a time, 1 to 16, and the
+	// number of requests the client sends to the console at a time. Pages are still published in
+	// order. 1 requests each page after the one before was published. Default: 3.
+	PageConcurrency int `env:"PAGE_CONCURRENCY, default=3"`
+
 	// MaxPages stops a sensor listing that never ends. Default: 10000.
 	MaxPages int `env:"MAX_PAGES, default=10000"`
 
@@ -449,6 +454,9 @@ func (c *Cybereason) validate() []string {
 	}
 	if c.PageSize < 1 || c.PageSize > 1000 {
 		add("CYBEREASON_PAGE_SIZE: must be between 1 and 1000, got %d", c.PageSize)
+	}
+	if c.PageConcurrency < 1 || c.PageConcurrency > 16 {
+		add("CYBEREASON_PAGE_CONCURRENCY: must be between 1 and 16, got %d", c.PageConcurrency)
 	}
 	if c.MaxPages < 1 {
 		add("CYBEREASON_MAX_PAGES: must be positive, got %d", c.MaxPages)

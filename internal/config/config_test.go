@@ -41,6 +41,7 @@ func TestLoadDefaults(t *testing.T) {
 	}{
 		{"tenant", cfg.Cybereason.Tenant, "acme.cybereason.net"},
 		{"page size", cfg.Cybereason.PageSize, 1000},
+		{"page concurrency", cfg.Cybereason.PageConcurrency, 3},
 		{"max pages", cfg.Cybereason.MaxPages, 10000},
 		{"request timeout", cfg.Cybereason.RequestTimeout, 60 * time.Second},
 		{"brokers", strings.Join(cfg.Kafka.Brokers, ","), "kafka-0:9092,kafka-1:9092"},
@@ -110,14 +111,15 @@ func TestLoadPasswordFileReadAtUse(t *testing.T) {
 
 func TestLoadReportsEveryProblem(t *testing.T) {
 	env := map[string]string{
-		"CYBEREASON_URL":             "ftp://console",
-		"CYBEREASON_PAGE_SIZE":       "5000",
-		"CYBEREASON_REQUEST_TIMEOUT": "soon",
-		"KAFKA_BROKERS":              "kafka-0",
-		"SOURCE_MALOPS_INTERVAL":     "0s",
-		"STAGES":                     "source,transform",
-		"LOG_LEVEL":                  "loud",
-		"LOG_FORMAT":                 "xml",
+		"CYBEREASON_URL":              "ftp://console",
+		"CYBEREASON_PAGE_SIZE":        "5000",
+		"CYBEREASON_PAGE_CONCURRENCY": "0",
+		"CYBEREASON_REQUEST_TIMEOUT":  "soon",
+		"KAFKA_BROKERS":               "kafka-0",
+		"SOURCE_MALOPS_INTERVAL":      "0s",
+		"STAGES":                      "source,transform",
+		"LOG_LEVEL":                   "loud",
+		"LOG_FORMAT":                  "xml",
 	}
 
 	_, err := load(t, env)
@@ -131,6 +133,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		"CYBEREASON_USERNAME",
 		"CYBEREASON_PASSWORD or CYBEREASON_PASSWORD_FILE",
 		"CYBEREASON_PAGE_SIZE",
+		"CYBEREASON_PAGE_CONCURRENCY",
 		"CYBEREASON_REQUEST_TIMEOUT",
 		"KAFKA_BROKERS",
 		"SOURCE_MALOPS_INTERVAL",

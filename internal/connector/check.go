@@ -44,6 +44,8 @@ func Check(ctx context.Context, cfg *config.Config, logger *slog.Logger) []Check
 
 	probeCfg := *cfg
 	probeCfg.Cybereason.PageSize = 1 // a probe needs one item, not a page of 1000
+	// The probe stops after page 0, so pages requested ahead of it would be sent for nothing.
+	probeCfg.Cybereason.PageConcurrency = 1
 	client, err := NewClient(&probeCfg, logger)
 	if err != nil {
 		return append(results, CheckResult{Name: "console", Detail: err.Error()})

@@ -292,15 +292,16 @@ func newClient(cfg *config.Config, logger *slog.Logger, observeLogin func(string
 		totp = cfg.Cybereason.TOTPSecret.Value
 	}
 	return cybereason.NewClient(cybereason.Config{
-		BaseURL:      cfg.Cybereason.URL,
-		Username:     cfg.Cybereason.Username,
-		Password:     cfg.Cybereason.Password.Value,
-		TOTPSecret:   totp,
-		CAFile:       cfg.Cybereason.CAFile,
-		Timeout:      cfg.Cybereason.RequestTimeout,
-		PageSize:     cfg.Cybereason.PageSize,
-		MaxPages:     cfg.Cybereason.MaxPages,
-		ObserveLogin: observeLogin,
+		BaseURL:         cfg.Cybereason.URL,
+		Username:        cfg.Cybereason.Username,
+		Password:        cfg.Cybereason.Password.Value,
+		TOTPSecret:      totp,
+		CAFile:          cfg.Cybereason.CAFile,
+		Timeout:         cfg.Cybereason.RequestTimeout,
+		PageSize:        cfg.Cybereason.PageSize,
+		MaxPages:        cfg.Cybereason.MaxPages,
+		PageConcurrency: cfg.Cybereason.PageConcurrency,
+		ObserveLogin:    observeLogin,
 	}, logger)
 }
 

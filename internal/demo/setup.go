@@ -32,11 +32,12 @@ func loadTenant(opts Options) (*cybereasontest.Tenant, string, error) {
 func demoConfig() *config.Config {
 	return &config.Config{
 		Cybereason: config.Cybereason{
-			Username:       demoUser,
-			Tenant:         "demo.cybereason.example",
-			PageSize:       100,
-			MaxPages:       10000,
-			RequestTimeout: 30 * time.Second,
+			Username:        demoUser,
+			Tenant:          "demo.cybereason.example",
+			PageSize:        100,
+			PageConcurrency: 3,
+			MaxPages:        10000,
+			RequestTimeout:  30 * time.Second,
 		},
 		Kafka: config.Kafka{
 			Topics: config.Topics{

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,8 @@ const (
 	DefaultPageSize         = 1000
 	MaxPageSize             = 1000 // the console rejects a sensors query with a larger limit
 	DefaultMaxPages         = 10000
+	DefaultPageConcurrency  = 3
+	MaxPageConcurrency      = 16
 	DefaultMaxResponseBytes = 64 << 20
 	DefaultMaxRetries       = 4
 	DefaultRetryBackoffMin  = 1 * time.Second
@@ -66,6 +69,11 @@ type Config struct {
 	// MaxPages is the number of pages after which QuerySensors, QueryMalware and MalopsV2 give up
 	// while the console still reports more results. Default 10000.
 	MaxPages int
+	// PageConcurrency is the number of sensor pages that QuerySensors requests at a time, 1 to
+	// MaxPageConcurrency, and also the number of /rest requests the client sends at a time.
+	// Pages are still handed to the caller one at a time, in order, and at most PageConcurrency
+	// pages are held in memory. 1 requests each page after the one before was handled. Default 3.
+	PageConcurrency int
 	// MalopsV2 configures MalopsV2.
 	MalopsV2 MalopV2Options
 	// MaxResponseBytes bounds the decompressed size of one response body. Default 64 MiB.
@@ -98,31 +106,36 @@ const (
 	LoginNotSent = "not_sent"
 )
 
-// Client calls one Cybereason console. It is safe for concurrent use. It sends one /rest request at
-// a time, so it never runs two heavy queries (sensor pages, inbox windows, MalOp details) on the
-// console at once. Concurrent calls queue for that slot. A call waiting to retry after a 429 or
-// 5xx response releases the slot during the wait, so other calls are not held behind it.
+// Client calls one Cybereason console. It is safe for concurrent use. It sends at most
+// PageConcurrency /rest requests at a time, so it never runs more heavy queries (sensor pages, inbox
+// windows, MalOp details) than that on the console at once. Concurrent calls queue for a request
+// slot. A call waiting to retry after a 429 or 5xx response releases its slot during the wait, so
+// other calls are not held behind it.
 type Client struct {
-	baseURL    string
-	username   string
-	password   func() (string, error)
-	totpSecret func() (string, error)
-	http       *http.Client
-	timeout    time.Duration
-	pageSize   int
-	maxPages   int
-	maxBody    int64
-	malopsV2   MalopV2Options
-	logger     *slog.Logger
-	retry      retryPolicy
-	renewAfter time.Duration
-	onLogin    func(result string)
+	baseURL         string
+	username        string
+	password        func() (string, error)
+	totpSecret      func() (string, error)
+	http            *http.Client
+	timeout         time.Duration
+	pageSize        int
+	maxPages        int
+	pageConcurrency int
+	maxBody         int64
+	malopsV2        MalopV2Options
+	logger          *slog.Logger
+	retry           retryPolicy
+	renewAfter      time.Duration
+	onLogin         func(result string)
 
 	// now and sleep are time.Now and sleepContext, replaced by tests.
 	now   func() time.Time
 	sleep func(context.Context, time.Duration) error
 
-	requestSlot chan struct{} // held while a /rest request is in flight
+	// sensorsBodySize is the size of the last sensors response, which sizes the next one's buffer.
+	sensorsBodySize atomic.Int64
+
+	requestSlot chan struct{} // one element held per /rest request in flight
 	loginSlot   chan struct{} // held while a login is in flight
 
 	// rejected remembers the last credentials the console rejected; loginSlot guards it.
@@ -157,24 +170,25 @@ func NewClient(cfg Config, logger *slog.Logger) (*Client, error) {
 	}
 
 	return &Client{
-		baseURL:     strings.TrimRight(cfg.BaseURL, "/"),
-		username:    cfg.Username,
-		password:    cfg.Password,
-		totpSecret:  cfg.TOTPSecret,
-		http:        httpClient,
-		timeout:     cfg.Timeout,
-		pageSize:    cfg.PageSize,
-		maxPages:    cfg.MaxPages,
-		maxBody:     cfg.MaxResponseBytes,
-		malopsV2:    cfg.MalopsV2.withDefaults(),
-		logger:      logger.With("console", cfg.BaseURL),
-		retry:       retryPolicy{maxRetries: max(cfg.MaxRetries, 0), minWait: cfg.RetryBackoffMin, maxWait: cfg.RetryBackoffMax},
-		renewAfter:  cfg.SessionRenewAfter,
-		onLogin:     cfg.ObserveLogin,
-		now:         time.Now,
-		sleep:       sleepContext,
-		requestSlot: make(chan struct{}, 1),
-		loginSlot:   make(chan struct{}, 1),
+		baseURL:         strings.TrimRight(cfg.BaseURL, "/"),
+		username:        cfg.Username,
+		password:        cfg.Password,
+		totpSecret:      cfg.TOTPSecret,
+		http:            httpClient,
+		timeout:         cfg.Timeout,
+		pageSize:        cfg.PageSize,
+		maxPages:        cfg.MaxPages,
+		pageConcurrency: cfg.PageConcurrency,
+		maxBody:         cfg.MaxResponseBytes,
+		malopsV2:        cfg.MalopsV2.withDefaults(),
+		logger:          logger.With("console", cfg.BaseURL),
+		retry:           retryPolicy{maxRetries: max(cfg.MaxRetries, 0), minWait: cfg.RetryBackoffMin, maxWait: cfg.RetryBackoffMax},
+		renewAfter:      cfg.SessionRenewAfter,
+		onLogin:         cfg.ObserveLogin,
+		now:             time.Now,
+		sleep:           sleepContext,
+		requestSlot:     make(chan struct{}, cfg.PageConcurrency),
+		loginSlot:       make(chan struct{}, 1),
 	}, nil
 }
 
@@ -199,6 +213,9 @@ func (cfg Config) validate() error {
 	}
 	if cfg.MaxPages < 0 {
 		errs = append(errs, fmt.Errorf("MaxPages %d is negative; use 0 for the default %d", cfg.MaxPages, DefaultMaxPages))
+	}
+	if cfg.PageConcurrency < 0 || cfg.PageConcurrency > MaxPageConcurrency {
+		errs = append(errs, fmt.Errorf("PageConcurrency %d is out of range; use 1 to %d, or 0 for %d", cfg.PageConcurrency, MaxPageConcurrency, DefaultPageConcurrency))
 	}
 	if cfg.MaxResponseBytes < 0 {
 		errs = append(errs, fmt.Errorf("MaxResponseBytes %d is negative; use 0 for the default %d", cfg.MaxResponseBytes, DefaultMaxResponseBytes))
@@ -250,6 +267,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.MaxPages == 0 {
 		cfg.MaxPages = DefaultMaxPages
 	}
+	if cfg.PageConcurrency == 0 {
+		cfg.PageConcurrency = DefaultPageConcurrency
+	}
 	if cfg.MaxResponseBytes == 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
@@ -274,7 +294,7 @@ func (c *Client) CloseIdleConnections() {
 	c.http.CloseIdleConnections()
 }
 
-// acquire takes the one-element semaphore slot, or returns ctx's error.
+// acquire takes one element of the semaphore slot, or returns ctx's error.
 func acquire(ctx context.Context, slot chan struct{}) error {
 	select {
 	case slot <- struct{}{}:

@@ -74,6 +74,8 @@ func TestNewClientValidatesConfig(t *testing.T) {
 		{"URL with credentials", func(c *cybereason.Config) { c.BaseURL = "https://u:hunter2@acme" }, []string{"must not contain credentials"}},
 		{"URL with query", func(c *cybereason.Config) { c.BaseURL = "https://acme/?x=1" }, []string{"query or a fragment"}},
 		{"page size too large", func(c *cybereason.Config) { c.PageSize = 1001 }, []string{"PageSize 1001"}},
+		{"page concurrency too large", func(c *cybereason.Config) { c.PageConcurrency = 17 }, []string{"PageConcurrency 17"}},
+		{"page concurrency negative", func(c *cybereason.Config) { c.PageConcurrency = -1 }, []string{"PageConcurrency -1"}},
 		{"negative values", func(c *cybereason.Config) { c.Timeout, c.MaxPages, c.MaxResponseBytes = -1, -1, -1 },
 			[]string{"Timeout -1ns", "MaxPages -1", "MaxResponseBytes -1"}},
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // iconMember is the MalOp picture, a base64 PNG of up to several KB, which no consumer needs.
@@ -211,4 +213,32 @@ func lookup(members []member, name string) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// lookupFold returns the raw value of the last member whose name equals name in any case, the
+// member that encoding/json decodes into a field of that name.
+func lookupFold(members []member, name string) ([]byte, bool) {
+	for i := len(members) - 1; i >= 0; i-- {
+		if strings.EqualFold(members[i].key, name) {
+			return members[i].value, true
+		}
+	}
+	return nil, false
+}
+
+// withoutMemberFold is withoutMember for the members whose name equals name in any case.
+func withoutMemberFold(object []byte, members []member, name string) []byte {
+	for _, m := range members {
+		if strings.EqualFold(m.key, name) && m.key != name {
+			// Rare: rename the members to drop, on a copy, so withoutMember finds them.
+			renamed := slices.Clone(members)
+			for i := range renamed {
+				if strings.EqualFold(renamed[i].key, name) {
+					renamed[i].key = name
+				}
+			}
+			return withoutMember(object, renamed, name)
+		}
+	}
+	return withoutMember(object, members, name)
 }

@@ -3,7 +3,6 @@ package cybereason
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 const (

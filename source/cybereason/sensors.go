@@ -1,6 +1,7 @@
 package cybereason
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,16 +70,22 @@ func (r sensorsResponse) more(pageSize int) bool {
 }
 
 // QuerySensors reads the whole sensor inventory page by page, with page indexes 0, 1, 2, and so
-// on, and calls fn once for each non-empty page, in order. Only one page is held in memory at a
-// time. Paging ends when the console reports hasMoreResults false or returns an empty page. A
-// response without hasMoreResults counts as reporting more results when its page is full.
+// on, and calls fn once for each non-empty page, in order. Paging ends when the console reports
+// hasMoreResults false or returns an empty page. A response without hasMoreResults counts as
+// reporting more results when its page is full.
+//
+// Page 0 comes alone. Its totalResults tells how many pages follow, and up to PageConcurrency of
+// them are requested at a time, so at most PageConcurrency pages are held in memory, the one fn
+// handles included. A console that sends hasMoreResults is not asked for a page past the last
+// one, unless the inventory shrinks during paging. Pages are requested while earlier ones are handled, so each page shows the inventory
+// at the time of its own request, as with one page at a time.
 //
 // It stops with ErrTooManyPages after MaxPages pages that all reported more results, and with
 // ErrPageRepeated when a page has the same sensorIds as the page before. When the session expires
 // in the middle, it logs in again and requests the same page index again. An error from fn stops
 // paging and is returned wrapped.
 func (c *Client) QuerySensors(ctx context.Context, fn func(SensorPage) error) error {
-	return readPagesByIndex(ctx, c, "sensors", c.sensorsPage, fn)
+	return readPagesByIndex(ctx, c, "sensors", c.pageConcurrency, c.sensorsPage, fn)
 }
 
 // sensorsPage requests one page and reports whether the console has more results after it.
@@ -103,8 +110,11 @@ func (c *Client) sensorsPage(ctx context.Context, index int) (indexPage[SensorPa
 		endpoint: sensorsPath,
 		body:     body,
 		decode: func(r io.Reader) error {
-			response = sensorsResponse{}
-			if err := json.NewDecoder(r).Decode(&response); err != nil {
+			body, err := c.readSensorsBody(r)
+			if err != nil {
+				return err
+			}
+			if response, err = decodeSensorsResponse(body); err != nil {
 				return err
 			}
 			return response.check(http.MethodPost + " " + sensorsPath)
@@ -128,11 +138,151 @@ func (c *Client) sensorsPage(ctx context.Context, index int) (indexPage[SensorPa
 	more := response.more(c.pageSize)
 	c.logger.Debug("received Cybereason sensors page", "page", index, "sensors", len(page.Sensors),
 		"total_results", page.TotalResults, "has_more_results", more)
-	return indexPage[SensorPage]{page: page, keys: sensorIDs(page.Sensors), more: more}, nil
+	return indexPage[SensorPage]{page: page, keys: sensorIDs(page.Sensors), more: more, total: page.TotalResults}, nil
 }
 
-// parseSensor reads the sensorId of a sensor object and removes its iconBase64 member.
+// readSensorsBody reads a whole sensors response into a buffer sized after the previous one,
+// so that a page of about 3 MB takes one allocation instead of a series of growing copies.
+func (c *Client) readSensorsBody(r io.Reader) ([]byte, error) {
+	size := c.sensorsBodySize.Load()
+	body := bytes.NewBuffer(make([]byte, 0, size+size/16+bytes.MinRead))
+	if _, err := body.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	c.sensorsBodySize.Store(int64(body.Len()))
+	return body.Bytes(), nil
+}
+
+// decodeSensorsResponse decodes a sensors response as json.Unmarshal would, but leaves each
+// sensor object in place in body instead of copying it: the page's sensors share body. It checks
+// the syntax of the whole body first, then decodes all members but sensors with json.Unmarshal.
+func decodeSensorsResponse(body []byte) (sensorsResponse, error) {
+	if err := checkJSON(body); err != nil {
+		return sensorsResponse{}, err
+	}
+	members, err := objectMembers(body)
+	if err != nil {
+		return sensorsResponse{}, fmt.Errorf("the response is %w", err)
+	}
+
+	var response sensorsResponse
+	// Like encoding/json, the last member whose name matches in any case wins.
+	sensorsValue, found := lookupFold(members, "sensors")
+	if err := json.Unmarshal(withoutMemberFold(body, members, "sensors"), &response); err != nil {
+		return sensorsResponse{}, err
+	}
+	if !found || string(sensorsValue) == "null" {
+		return response, nil
+	}
+	raws, err := arrayElements(sensorsValue)
+	if err != nil {
+		return sensorsResponse{}, fmt.Errorf("the sensors member: %w", err)
+	}
+	response.Sensors = &raws
+	return response, nil
+}
+
+// arrayElements returns the elements of a syntactically valid JSON array, sharing its memory.
+func arrayElements(array []byte) ([]json.RawMessage, error) {
+	if len(array) == 0 || array[0] != '[' {
+		return nil, fmt.Errorf("%w, got %.20q", errNotArray, array)
+	}
+	var elements []json.RawMessage
+	i := skipBlanks(array, 1)
+	if array[i] == ']' {
+		return []json.RawMessage{}, nil
+	}
+	for {
+		end, err := skipValue(array, i)
+		if err != nil {
+			return nil, err
+		}
+		elements = append(elements, json.RawMessage(array[i:end:end]))
+		i = skipBlanks(array, end)
+		if array[i] == ']' {
+			return elements, nil
+		}
+		i = skipBlanks(array, i+1) // the comma
+	}
+}
+
+var errNotArray = errors.New("not a JSON array")
+
+// parseSensor reads the sensorId of a sensor object and removes its iconBase64 member. It lists
+// the object's members only when the object has an iconBase64 member or escaped member names,
+// which the objects of a console seldom have.
 func parseSensor(raw json.RawMessage) (Sensor, error) {
+	value, plain, err := sensorIDValue(raw)
+	if err != nil {
+		return Sensor{}, err
+	}
+	if !plain {
+		return parseSensorSlowly(raw)
+	}
+	if value == nil {
+		return Sensor{}, errors.New("sensorId is missing")
+	}
+	id, err := sensorIDString(value)
+	if err != nil {
+		return Sensor{}, err
+	}
+	return Sensor{ID: id, Raw: raw}, nil
+}
+
+// sensorIDValue returns the raw value of the last sensorId member of object, or nil without
+// one. plain is false when an iconBase64 member or an escaped member name needs parseSensorSlowly.
+func sensorIDValue(object []byte) (value []byte, plain bool, err error) {
+	i := skipBlanks(object, 0)
+	if i >= len(object) || object[i] != '{' {
+		return nil, false, errNotObject
+	}
+	i = skipBlanks(object, i+1)
+	if i < len(object) && object[i] == '}' {
+		return nil, true, checkEnd(object, i+1)
+	}
+	for {
+		if i >= len(object) || object[i] != '"' {
+			return nil, false, fmt.Errorf("expected a member name at byte %d of the object", i)
+		}
+		keyEnd, err := skipString(object, i)
+		if err != nil {
+			return nil, false, err
+		}
+		name := object[i+1 : keyEnd-1]
+		if bytes.IndexByte(name, '\\') >= 0 || string(name) == iconMember {
+			return nil, false, nil
+		}
+
+		colon := skipBlanks(object, keyEnd)
+		if colon >= len(object) || object[colon] != ':' {
+			return nil, false, fmt.Errorf("expected ':' after member %q", name)
+		}
+		valueStart := skipBlanks(object, colon+1)
+		valueEnd, err := skipValue(object, valueStart)
+		if err != nil {
+			return nil, false, fmt.Errorf("member %q: %w", name, err)
+		}
+		if string(name) == "sensorId" {
+			value = object[valueStart:valueEnd]
+		}
+
+		i = skipBlanks(object, valueEnd)
+		if i >= len(object) {
+			return nil, false, errors.New("unterminated JSON object")
+		}
+		switch object[i] {
+		case ',':
+			i = skipBlanks(object, i+1)
+		case '}':
+			return value, true, checkEnd(object, i+1)
+		default:
+			return nil, false, fmt.Errorf("unexpected %q at byte %d of the object", object[i], i)
+		}
+	}
+}
+
+// parseSensorSlowly is parseSensor for objects with an iconBase64 member or escaped names.
+func parseSensorSlowly(raw json.RawMessage) (Sensor, error) {
 	members, err := objectMembers(raw)
 	if err != nil {
 		return Sensor{}, err
@@ -141,14 +291,25 @@ func parseSensor(raw json.RawMessage) (Sensor, error) {
 	if !ok {
 		return Sensor{}, errors.New("sensorId is missing")
 	}
-	var id string
-	if err := json.Unmarshal(value, &id); err != nil {
-		return Sensor{}, fmt.Errorf("sensorId %s is not a string", value)
-	}
-	if id == "" {
-		return Sensor{}, errors.New("sensorId is empty")
+	id, err := sensorIDString(value)
+	if err != nil {
+		return Sensor{}, err
 	}
 	return Sensor{ID: id, Raw: withoutMember(raw, members, iconMember)}, nil
+}
+
+// sensorIDString decodes a sensorId value, which must be a non-empty string.
+func sensorIDString(value []byte) (string, error) {
+	var id string
+	if len(value) >= 2 && value[0] == '"' && bytes.IndexByte(value, '\\') < 0 {
+		id = string(value[1 : len(value)-1])
+	} else if err := json.Unmarshal(value, &id); err != nil {
+		return "", fmt.Errorf("sensorId %s is not a string", value)
+	}
+	if id == "" {
+		return "", errors.New("sensorId is empty")
+	}
+	return id, nil
 }
 
 func sensorIDs(sensors []Sensor) []string {

@@ -98,7 +98,11 @@ func TestQuerySensorsSessionExpiresMidway(t *testing.T) {
 		t.Run(test.name, func(t *testing.T) {
 			tenant := cybereasontest.GenerateTenant(22, 950, 0, testNow)
 			console := startConsole(t, tenant)
-			client := newClient(t, console.URL, testPassword, func(c *cybereason.Config) { c.PageSize = 300 }, nil)
+			// One page at a time, so exactly one request meets the expired session.
+			client := newClient(t, console.URL, testPassword, func(c *cybereason.Config) {
+				c.PageSize = 300
+				c.PageConcurrency = 1
+			}, nil)
 
 			console.ExpireSessionsAfterPages(test.pagesFirst)
 			result, err := querySensors(t, client)
@@ -373,7 +377,11 @@ func TestQuerySensorsWithoutHasMoreResults(t *testing.T) {
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
 			url, requested := startPagingConsole(t, test.sensors, test.withMore)
-			client := newClient(t, url, testPassword, func(c *cybereason.Config) { c.PageSize = 10 }, nil)
+			// One page at a time, so the pages arrive in the order they were requested.
+			client := newClient(t, url, testPassword, func(c *cybereason.Config) {
+				c.PageSize = 10
+				c.PageConcurrency = 1
+			}, nil)
 
 			result, err := querySensors(t, client)
 			if err != nil {
