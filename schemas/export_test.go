@@ -20,5 +20,8 @@ func CheckFastValidator(t testing.TB, v *Validator, kind Kind, name string, valu
 		if !panicked && fast != library {
 			t.Errorf("%s %s: fast validator valid=%t, library valid=%t", name, m.name, fast, library)
 		}
+		if text := v.fast[kind].ValidJSON(marshal(t, m.value)); !panicked && text != library {
+			t.Errorf("%s %s: text validator valid=%t, library valid=%t", name, m.name, text, library)
+		}
 	}
 }

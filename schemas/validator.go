@@ -24,7 +24,8 @@ const maxViolations = 8
 // Validator checks records against the embedded schemas of Version. It is safe for concurrent use.
 //
 // Each record is checked first by a validator compiled from the schemas (schemas/internal/fastschema),
-// which only decides valid or invalid. A record it rejects is validated again by
+// which only decides valid or invalid: on the JSON text, then, when the text alone does not show
+// the record valid, on the decoded record. A record it rejects is validated again by
 // santhosh-tekuri/jsonschema, the reference, which words the violations.
 type Validator struct {
 	version string
@@ -181,6 +182,10 @@ func (v *Validator) Validate(kind Kind, value []byte) error {
 	if !ok {
 		return fmt.Errorf("validate: unknown record kind %q", kind)
 	}
+	if v.fast[kind].ValidJSON(value) {
+		return nil
+	}
+
 	doc, err := decodeJSON(value)
 	if err != nil {
 		return fmt.Errorf("validate %s record: invalid JSON: %w", kind, err)

@@ -199,6 +199,11 @@ func (c *compiler) compileKeyword(n *node, document, pointer, keyword string, va
 		return err
 	case "const":
 		n.constant = &value
+		if text, ok := value.(json.Number); ok {
+			if x, ok := parseSmallInteger(string(text)); ok {
+				n.constantInteger = &x
+			}
+		}
 		return nil
 	case "enum":
 		items, ok := value.([]any)
@@ -320,6 +325,10 @@ func (c *compiler) compileRequired(n *node, value any) error {
 		}
 		n.required = append(n.required, s)
 	}
+	n.requiredIndex = make(map[string]int, len(n.required))
+	for i, name := range n.required {
+		n.requiredIndex[name] = i
+	}
 	return nil
 }
 
@@ -359,7 +368,8 @@ func escapeToken(token string) string {
 }
 
 // checkCycles rejects a schema that can reach itself through $ref and anyOf alone, without moving
-// to a member or element of the value, because validating it would never end.
+// to a member or element of the value, because validating it would never end. It also sets
+// refOnly on every node it visits.
 func checkCycles(n *node, path []*node) error {
 	if slices.Contains(path, n) {
 		return fmt.Errorf("schema %s: $ref or anyOf cycle that validates the same value forever", n.location)
@@ -367,6 +377,11 @@ func checkCycles(n *node, path []*node) error {
 	if n.checked {
 		return nil
 	}
+	n.refOnly = n.ref != nil && n.always == nil && n.types == 0 && n.constant == nil && n.enum == nil &&
+		n.format == nil && n.anyOf == nil && n.required == nil && n.properties == nil &&
+		n.unevaluatedProperties == nil && n.items == nil && n.minItems < 0 && !n.uniqueItems &&
+		n.minLength < 0 && n.pattern == nil && n.minimum == nil
+
 	path = append(path, n)
 	inPlace := n.anyOf
 	if n.ref != nil {

@@ -16,11 +16,13 @@ type node struct {
 
 	types                 typeSet
 	constant              *any
+	constantInteger       *int64 // set when constant is an integer of at most 18 digits
 	enum                  *enum
 	format                func(any) error
 	ref                   *node
 	anyOf                 []*node
 	required              []string
+	requiredIndex         map[string]int // index of each name in required
 	properties            map[string]*node
 	unevaluatedProperties *node
 	items                 *node
@@ -31,6 +33,7 @@ type node struct {
 	minimum               *number
 
 	checked bool // checkCycles visited the node
+	refOnly bool // $ref is the only keyword that validates, set by checkCycles
 }
 
 // typeSet is a set of JSON Schema types, one bit each.
@@ -56,6 +59,17 @@ func (n *node) valid(value any) bool {
 	if n.always != nil {
 		return *n.always
 	}
+	if !n.validOwn(value) {
+		return false
+	}
+	if n.ref != nil && !n.ref.valid(value) {
+		return false
+	}
+	return n.anyOf == nil || n.validAnyOf(value)
+}
+
+// validOwn checks value against the keywords of n other than $ref and anyOf.
+func (n *node) validOwn(value any) bool {
 	if !n.validType(value) {
 		return false
 	}
@@ -68,30 +82,16 @@ func (n *node) valid(value any) bool {
 	if n.format != nil && n.format(value) != nil {
 		return false
 	}
-	if n.ref != nil && !n.ref.valid(value) {
-		return false
-	}
 
 	switch v := value.(type) {
 	case map[string]any:
-		if !n.validObject(v) {
-			return false
-		}
+		return n.validObject(v)
 	case []any:
-		if !n.validArray(v) {
-			return false
-		}
+		return n.validArray(v)
 	case string:
-		if !n.validString(v) {
-			return false
-		}
-	default:
-		if n.minimum != nil && !n.validMinimum(value) {
-			return false
-		}
+		return n.validString(v)
 	}
-
-	return n.anyOf == nil || n.validAnyOf(value)
+	return n.minimum == nil || n.validMinimum(value)
 }
 
 // validType also rejects a Go value that JSON cannot produce, as the library does.
