@@ -32,9 +32,10 @@ var annotationKeywords = map[string]bool{
 
 // Options configures Compile.
 type Options struct {
-	// Formats maps every format name that a schema may assert to the check of its value, which
-	// returns nil for a valid value and for a value of a type the format does not apply to. A
-	// "format" keyword with a name missing here fails compilation.
+	// Formats maps every format name that a schema may assert to the check of a string value,
+	// which returns nil for a valid string. Values of other types are not checked, as no format
+	// of santhosh-tekuri/jsonschema v6 checks them. A "format" keyword with a name missing here
+	// fails compilation.
 	Formats map[string]func(any) error
 }
 

@@ -63,15 +63,17 @@ func compileTest(t *testing.T, schema string) (*Schema, error) {
 // that exercise each supported keyword where the two could differ.
 func TestValidAgreesWithLibrary(t *testing.T) {
 	tests := []struct {
-		name      string
-		schema    string
-		instances []string
+		name        string
+		schema      string
+		instances   []string
+		leftToValid bool // ValidJSON may return false for valid instances, as its doc says
 	}{
 		{
 			"unevaluatedProperties sees $ref",
 			`{"$ref": "#/$defs/base", "properties": {"b": {}}, "unevaluatedProperties": false,
 			  "$defs": {"base": {"properties": {"a": {"type": "string"}}}}}`,
 			[]string{`{}`, `{"a": "x"}`, `{"a": 1}`, `{"b": 1}`, `{"a": "x", "b": null}`, `{"c": 1}`, `{"a": "x", "c": 1}`, `[]`, `"s"`},
+			false,
 		},
 		{
 			"unevaluatedProperties sees succeeding anyOf branches only",
@@ -79,12 +81,14 @@ func TestValidAgreesWithLibrary(t *testing.T) {
 			            {"properties": {"b": {"type": "integer"}}, "required": ["b"]}],
 			  "unevaluatedProperties": false}`,
 			[]string{`{"a": "x"}`, `{"b": 1}`, `{"a": "x", "b": 1}`, `{"a": "x", "b": "y"}`, `{"a": 1, "b": 1}`, `{"a": "x", "c": 1}`, `{}`},
+			false,
 		},
 		{
 			"unevaluatedProperties of a $ref target evaluates every member",
 			`{"$ref": "#/$defs/open", "unevaluatedProperties": false,
 			  "$defs": {"open": {"properties": {"a": {}}, "unevaluatedProperties": {"type": "integer"}}}}`,
 			[]string{`{"a": "x"}`, `{"z": 1}`, `{"z": "x"}`},
+			false,
 		},
 		{
 			"nested unevaluatedProperties through $ref chain",
@@ -92,76 +96,103 @@ func TestValidAgreesWithLibrary(t *testing.T) {
 			  "$defs": {"mid": {"$ref": "#/$defs/leaf", "properties": {"m": {}}},
 			            "leaf": {"properties": {"l": {"const": 1}}, "unevaluatedProperties": false}}}`,
 			[]string{`{"o": {"l": 1}}`, `{"o": {"l": 1.0}}`, `{"o": {"m": 1}}`, `{"o": {"l": 2}}`, `{"p": 1}`},
+			false,
 		},
 		{
 			"const numbers by value",
 			`{"const": 5001}`,
 			[]string{`5001`, `5001.0`, `5.001e3`, `50010e-1`, `5001.5`, `-5001`, `"5001"`, `5001.00000000000000000001`, `1e1000001`, `null`},
+			false,
 		},
 		{
 			"const object and array",
 			`{"const": {"a": [1, "x"], "b": null}}`,
 			[]string{`{"b": null, "a": [1.0, "x"]}`, `{"a": [1, "x"]}`, `{"a": ["x", 1], "b": null}`, `{"a": [1, "x"], "b": false}`},
+			true,
 		},
 		{
 			"enum of integers",
 			`{"type": "integer", "enum": [0, 1, 99]}`,
 			[]string{`0`, `-0`, `0.0`, `1`, `1e0`, `99`, `99.0`, `9.9e1`, `98`, `100`, `"1"`, `true`, `1.5`},
+			false,
 		},
 		{
 			"enum of mixed values",
 			`{"enum": ["a", 1, null, [1], {"k": 2}]}`,
 			[]string{`"a"`, `"b"`, `1.0`, `null`, `[1.0]`, `{"k": 2.0}`, `{"k": 3}`, `false`},
+			true,
 		},
 		{
 			"integer type",
 			`{"type": "integer"}`,
 			[]string{`1`, `1.0`, `1e2`, `1.5`, `1e-2`, `12345678901234567890123`, `1e1000001`, `-0`, `"1"`},
+			false,
 		},
 		{
 			"type list",
 			`{"type": ["string", "null"]}`,
 			[]string{`"s"`, `null`, `1`, `{}`},
+			false,
 		},
 		{
 			"minimum",
 			`{"type": "integer", "minimum": 1}`,
 			[]string{`0`, `1`, `2`, `-1`, `1.0`, `0.99999999999999999999`, `10e-1`, `1e0`, `99999999999999999999999`},
+			false,
 		},
 		{
 			"minimum of any number",
 			`{"minimum": 0}`,
 			[]string{`0`, `-0.0`, `-1e-30`, `1.5`, `"x"`, `null`},
+			false,
 		},
 		{
 			"minLength counts code points",
 			`{"type": "string", "minLength": 2}`,
 			[]string{`""`, `"a"`, `"ab"`, `"é"`, `"éé"`, `"\ud83d\ude00"`, `"\ud83d\ude00x"`},
+			false,
 		},
 		{
 			"pattern is not anchored unless written so",
 			`{"pattern": "b+"}`,
 			[]string{`"abc"`, `"ac"`, `1`},
+			false,
 		},
 		{
 			"items, minItems and uniqueItems",
 			`{"type": "array", "minItems": 1, "uniqueItems": true, "items": {"type": ["string", "number", "object"]}}`,
 			[]string{`[]`, `["a"]`, `["a", "a"]`, `[1, 1.0]`, `[{"a": 1, "b": 2}, {"b": 2, "a": 1}]`, `["a", "b", "c", "d", "e", "f", "g", "h", "i", "a"]`, `["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]`, `[true]`},
+			true,
+		},
+		{
+			"uniqueItems on strings and integers in the text",
+			`{"uniqueItems": true}`,
+			[]string{`["a", "b"]`, `["a", "\u0061"]`, `["\u00e9", "é"]`, `[1, 2, 1]`, `[0, -0]`, `["1", 1]`, `[]`},
+			false,
+		},
+		{
+			"text syntax",
+			`{"type": "object", "properties": {"s": {"type": "string"}}}`,
+			[]string{`{"s": "x"}`, ` {"s" : "x"} `, `{"s": "tab\there"}`, `{"s": "\u00e9"}`, `{"s": "é"}`, `{"n": [1, -0.5e+3, true, null, {}]}`, `{}`},
+			false,
 		},
 		{
 			"required and properties",
 			`{"type": "object", "required": ["a"], "properties": {"a": {"type": "boolean"}}}`,
 			[]string{`{"a": true}`, `{"a": 1}`, `{}`, `{"b": 1, "a": false}`, `[]`},
+			false,
 		},
 		{
 			"boolean schemas",
 			`{"properties": {"yes": true, "no": false}}`,
 			[]string{`{"yes": 1}`, `{"no": 1}`, `{}`},
+			false,
 		},
 		{
 			"format applies to strings only",
 			`{"format": "ipv4"}`,
 			[]string{`"1.2.3.4"`, `"1.2.3"`, `7`},
+			false,
 		},
 	}
 	for _, tt := range tests {
@@ -174,6 +205,12 @@ func TestValidAgreesWithLibrary(t *testing.T) {
 				want := libraryVerdict(t, tt.schema, instance)
 				if got := compiled.Valid(decode(t, instance)); got != want {
 					t.Errorf("Valid(%s) = %t, the library says %t", instance, got, want)
+				}
+				if got := compiled.ValidJSON([]byte(instance)); got != want && !tt.leftToValid {
+					t.Errorf("ValidJSON(%s) = %t, the library says %t", instance, got, want)
+				}
+				if got := compiled.ValidJSON([]byte(instance)); got && !want {
+					t.Errorf("ValidJSON(%s) accepts what the library rejects", instance)
 				}
 			}
 		})

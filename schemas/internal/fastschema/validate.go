@@ -79,7 +79,7 @@ func (n *node) validOwn(value any) bool {
 	if n.enum != nil && !n.enum.contains(value) {
 		return false
 	}
-	if n.format != nil && n.format(value) != nil {
+	if _, isString := value.(string); isString && n.format != nil && n.format(value) != nil {
 		return false
 	}
 
