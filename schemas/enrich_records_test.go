@@ -14,7 +14,7 @@ import (
 // record, and on every mutation of the first record of each kind.
 func TestFastValidatorAgreesOnEnrichRecords(t *testing.T) {
 	ctx := context.Background()
-	raw, err := benchloop.RawInput(ctx, 7, 300, 200)
+	raw, err := benchloop.RawInput(ctx, 7, 200, 100)
 	if err != nil {
 		t.Fatalf("generate raw input: %v", err)
 	}
