@@ -28,12 +28,16 @@ func verdicts(v *Validator, kind Kind, doc any) (fast, library, libraryPanicked 
 // checkAgreement fails the test when the fast validator and the library disagree on value.
 func checkAgreement(t testing.TB, v *Validator, kind Kind, name string, value []byte) {
 	t.Helper()
+	text := v.fast[kind].ValidJSON(value)
 	doc, err := decodeJSON(value)
 	if err != nil {
+		if text {
+			t.Errorf("%s (%s, schemas %s): the text validator accepts invalid JSON (%v): %q", name, kind, v.version, err, value)
+		}
 		return // Validate reports invalid JSON before either validator runs
 	}
 	fast, library, panicked := verdicts(v, kind, doc)
-	if v.fast[kind].ValidJSON(value) && !(fast && (library || panicked)) {
+	if text && !(fast && (library || panicked)) {
 		t.Errorf("%s (%s, schemas %s): the text validator accepts, fast validator valid=%t, library valid=%t: %s", name, kind, v.version, fast, library, value)
 	}
 	if panicked {

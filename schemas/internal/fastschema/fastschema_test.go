@@ -263,3 +263,26 @@ func TestCompileAcceptsRecursionThroughMembers(t *testing.T) {
 		t.Error("nested unevaluated member accepted")
 	}
 }
+
+func TestValidJSONRejectsInvalidText(t *testing.T) {
+	compiled, err := compileTest(t, `{}`)
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	invalid := []string{
+		``, ` `, `{`, `{"a":1,}`, `[1,]`, `{"a" 1}`, `{1:2}`, `01`, `-`, `1.`, `.5`, `+1`, `1e`, `1e+`,
+		`"abc`, "\"a\x01b\"", `"\x"`, `"\u12"`, `"\u12g4"`, `tru`, `nul`, `truex`, `{} {}`, `[] x`,
+		"\xef\xbb\xbf{}", `NaN`, `[1 2]`, `{"a":1 "b":2}`,
+	}
+	for _, text := range invalid {
+		if compiled.ValidJSON([]byte(text)) {
+			t.Errorf("ValidJSON(%q) = true, want false for invalid JSON", text)
+		}
+	}
+	valid := []string{`{}`, ` [ ] `, `"\u00e9\n\"\\\/"`, "\"\xff\"", `-0.5E-3`, `[true,false,null,{"a":[{}]}]`}
+	for _, text := range valid {
+		if !compiled.ValidJSON([]byte(text)) {
+			t.Errorf("ValidJSON(%q) = false, want true", text)
+		}
+	}
+}
