@@ -97,8 +97,9 @@ func Fingerprint(kind Kind, value []byte) (string, error) {
 
 // volatileRemovals holds VolatileFields of each kind in the form AppendCanonicalWithout takes.
 var volatileRemovals = map[Kind]*jsonvalue.Removal{
-	KindAsset:   jsonvalue.NewRemoval(VolatileFields(KindAsset)),
-	KindFinding: jsonvalue.NewRemoval(VolatileFields(KindFinding)),
+	KindAsset:              jsonvalue.NewRemoval(VolatileFields(KindAsset)),
+	KindFinding:            jsonvalue.NewRemoval(VolatileFields(KindFinding)),
+	KindAssetSecurityState: jsonvalue.NewRemoval(VolatileFields(KindAssetSecurityState)),
 }
 
 // canonicalWithout decodes the record, removes the volatile pointers and encodes the rest in
