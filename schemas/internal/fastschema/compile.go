@@ -1,6 +1,7 @@
 // Package fastschema compiles the subset of JSON Schema draft 2020-12 that the OverSOC schemas use
-// into a tree of nodes that decides whether a decoded JSON value is valid, without building error
-// reports. It is the fast path of the schemas package, whose reference remains
+// into a tree of nodes that decides whether a JSON document is valid, from its text (ValidJSON) or
+// decoded (Valid), without building error reports. It is the fast path of the schemas package,
+// whose reference remains
 // santhosh-tekuri/jsonschema: the semantics here follow that library (v6.0.3) wherever the
 // specification leaves room, and tests compare the two on every example record and on fuzzed input.
 //
