@@ -43,7 +43,8 @@ func TestRunStopsCleanlyWhenSignaled(t *testing.T) {
 		"oversoc.normalized.assets", "oversoc.normalized.findings", "oversoc.assets", "oversoc.findings"} {
 		topics = append(topics, embeddedkafka.Topic{Name: name, Partitions: 2}, embeddedkafka.Topic{Name: name + ".dlq"})
 	}
-	topics = append(topics, embeddedkafka.Topic{Name: "cybereason.connector.state", Compacted: true})
+	topics = append(topics, embeddedkafka.Topic{Name: "oversoc.asset-security-state", Partitions: 2},
+		embeddedkafka.Topic{Name: "cybereason.connector.state", Compacted: true})
 	brokers := kafkatest.NewBroker(t, topics...)
 	env := map[string]string{
 		"CYBEREASON_URL":      console.URL,
