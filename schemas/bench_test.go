@@ -20,9 +20,19 @@ func BenchmarkFingerprint(b *testing.B) {
 	}
 }
 
-// BenchmarkValidate measures the validation of a full asset record of about 4 KB.
-func BenchmarkValidate(b *testing.B) {
-	data, err := os.ReadFile(path.Join("testdata", Version, "asset-full.json"))
+// BenchmarkValidateAsset measures the validation of a full asset record of about 4 KB.
+func BenchmarkValidateAsset(b *testing.B) {
+	benchmarkValidate(b, KindAsset, "asset-full.json")
+}
+
+// BenchmarkValidateFinding measures the validation of a detailed MalOp finding record of about
+// 7 KB.
+func BenchmarkValidateFinding(b *testing.B) {
+	benchmarkValidate(b, KindFinding, "finding-edr-detailed.json")
+}
+
+func benchmarkValidate(b *testing.B, kind Kind, example string) {
+	data, err := os.ReadFile(path.Join("testdata", Version, example))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,7 +42,7 @@ func BenchmarkValidate(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := v.Validate(KindAsset, data); err != nil {
+		if err := v.Validate(kind, data); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/text/message"
 
 	"github.com/oversoc/cybereason-connector/internal/jsonvalue"
+	"github.com/oversoc/cybereason-connector/schemas/internal/fastschema"
 )
 
 // maxViolations caps the violations that a ValidationError message lists, so that one broken record
@@ -21,9 +22,15 @@ import (
 const maxViolations = 8
 
 // Validator checks records against the embedded schemas of Version. It is safe for concurrent use.
+//
+// Each record is checked first by a validator compiled from the schemas (schemas/internal/fastschema),
+// which only decides valid or invalid: on the JSON text, then, when the text alone does not show
+// the record valid, on the decoded record. A record it rejects is validated again by
+// santhosh-tekuri/jsonschema, the reference, which words the violations.
 type Validator struct {
 	version string
 	schemas map[Kind]*jsonschema.Schema
+	fast    map[Kind]*fastschema.Schema
 	printer *message.Printer // formats the reasons of jsonschema errors
 }
 
@@ -35,13 +42,23 @@ func NewValidator() (*Validator, error) {
 }
 
 func newValidator(version string) (*Validator, error) {
-	compiler, err := newCompiler()
+	resources, err := embeddedResources()
 	if err != nil {
 		return nil, err
 	}
+	compiler, err := newCompiler(resources)
+	if err != nil {
+		return nil, err
+	}
+	formats, err := libraryFormats()
+	if err != nil {
+		return nil, err
+	}
+
 	v := &Validator{
 		version: version,
 		schemas: make(map[Kind]*jsonschema.Schema),
+		fast:    make(map[Kind]*fastschema.Schema),
 		printer: message.NewPrinter(language.English),
 	}
 	for _, kind := range kinds() {
@@ -53,19 +70,41 @@ func newValidator(version string) (*Validator, error) {
 		if err != nil {
 			return nil, fmt.Errorf("compile %s schema %s: %w", kind, id, err)
 		}
+		fast, err := fastschema.Compile(resources, id, fastschema.Options{Formats: formats})
+		if err != nil {
+			return nil, fmt.Errorf("compile %s schema %s for fast validation: %w", kind, id, err)
+		}
 		v.schemas[kind] = sch
+		v.fast[kind] = fast
 	}
 	return v, nil
 }
 
-// newCompiler returns a draft 2020-12 compiler with format assertions on and every embedded schema
-// file registered by its $id.
-func newCompiler() (*jsonschema.Compiler, error) {
+// newCompilerWithOptions returns a draft 2020-12 compiler with format assertions on that loads
+// nothing by itself.
+func newCompilerWithOptions() *jsonschema.Compiler {
 	compiler := jsonschema.NewCompiler()
 	compiler.DefaultDraft(jsonschema.Draft2020)
 	compiler.AssertFormat()
 	compiler.UseLoader(embeddedOnlyLoader{})
+	return compiler
+}
 
+// newCompiler returns a compiler of newCompilerWithOptions with every embedded schema file
+// registered by its $id.
+func newCompiler(resources map[string]any) (*jsonschema.Compiler, error) {
+	compiler := newCompilerWithOptions()
+	for id, doc := range resources {
+		if err := compiler.AddResource(id, doc); err != nil {
+			return nil, fmt.Errorf("register embedded schema %s: %w", id, err)
+		}
+	}
+	return compiler, nil
+}
+
+// embeddedResources decodes every embedded schema file, keyed by its $id, which must be idBase +
+// path so that a schema's id always names the folder of its version.
+func embeddedResources() (map[string]any, error) {
 	paths, err := fs.Glob(schemaFiles, "oversoc/*/*.schema.json")
 	if err != nil {
 		return nil, fmt.Errorf("list embedded schemas: %w", err)
@@ -73,34 +112,59 @@ func newCompiler() (*jsonschema.Compiler, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("list embedded schemas: no oversoc/*/*.schema.json file is embedded")
 	}
+	resources := make(map[string]any, len(paths))
 	for _, path := range paths {
-		if err := addResource(compiler, path); err != nil {
-			return nil, err
+		data, err := schemaFiles.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read embedded schema %s: %w", path, err)
 		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("parse embedded schema %s: %w", path, err)
+		}
+		object, _ := doc.(map[string]any)
+		id, _ := object["$id"].(string)
+		if want := idBase + path; id != want {
+			return nil, fmt.Errorf("embedded schema %s: $id is %q, expected %q", path, id, want)
+		}
+		resources[id] = doc
 	}
-	return compiler, nil
+	return resources, nil
 }
 
-// addResource registers one embedded schema file under its $id, which must be idBase + path so that
-// a schema's id always names the folder of its version.
-func addResource(compiler *jsonschema.Compiler, path string) error {
-	data, err := schemaFiles.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read embedded schema %s: %w", path, err)
+// libraryFormatNames lists the formats that jsonschema v6 asserts. The fast validator takes their
+// checks from the library, so that both accept the same values.
+var libraryFormatNames = []string{
+	"date", "date-time", "duration", "email", "hostname", "iri", "iri-reference", "ipv4", "ipv6",
+	"json-pointer", "period", "regex", "relative-json-pointer", "semver", "time", "uri",
+	"uri-reference", "uri-template", "uuid",
+}
+
+// libraryFormats returns the check of every format in libraryFormatNames as the compiler of
+// newCompilerWithOptions applies it, taken from a one-keyword schema per format.
+func libraryFormats() (map[string]func(any) error, error) {
+	const id = "urn:oversoc:formats"
+	defs := make(map[string]any, len(libraryFormatNames))
+	for _, name := range libraryFormatNames {
+		defs[name] = map[string]any{"format": name}
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		return fmt.Errorf("parse embedded schema %s: %w", path, err)
+	compiler := newCompilerWithOptions()
+	if err := compiler.AddResource(id, map[string]any{"$defs": defs}); err != nil {
+		return nil, fmt.Errorf("register format schemas: %w", err)
 	}
-	object, _ := doc.(map[string]any)
-	id, _ := object["$id"].(string)
-	if want := idBase + path; id != want {
-		return fmt.Errorf("embedded schema %s: $id is %q, expected %q", path, id, want)
+
+	formats := make(map[string]func(any) error, len(libraryFormatNames))
+	for _, name := range libraryFormatNames {
+		sch, err := compiler.Compile(id + "#/$defs/" + name)
+		if err != nil {
+			return nil, fmt.Errorf("compile format %s: %w", name, err)
+		}
+		if sch.Format == nil {
+			return nil, fmt.Errorf("compile format %s: the schema library does not assert it", name)
+		}
+		formats[name] = sch.Format.Validate
 	}
-	if err := compiler.AddResource(id, doc); err != nil {
-		return fmt.Errorf("register embedded schema %s: %w", path, err)
-	}
-	return nil
+	return formats, nil
 }
 
 // embeddedOnlyLoader rejects every URL. The compiler consults it only for a $ref to a document
@@ -118,11 +182,21 @@ func (v *Validator) Validate(kind Kind, value []byte) error {
 	if !ok {
 		return fmt.Errorf("validate: unknown record kind %q", kind)
 	}
+	if v.fast[kind].ValidJSON(value) {
+		return nil
+	}
+
 	doc, err := decodeJSON(value)
 	if err != nil {
 		return fmt.Errorf("validate %s record: invalid JSON: %w", kind, err)
 	}
-	err = sch.Validate(doc)
+	if v.fast[kind].Valid(doc) {
+		return nil
+	}
+
+	// The fast validator found the record invalid. The library validates it again to word the
+	// violations, and it remains the reference: a record that it accepts is valid.
+	err = validateWithLibrary(sch, doc)
 	if err == nil {
 		return nil
 	}
@@ -131,6 +205,18 @@ func (v *Validator) Validate(kind Kind, value []byte) error {
 		return fmt.Errorf("validate %s record: %w", kind, err)
 	}
 	return &ValidationError{Kind: kind, SchemaID: schemaID(v.version, string(kind)), Violations: violations(schemaErr, v.printer)}
+}
+
+// validateWithLibrary validates doc with the jsonschema library and turns a panic of the library
+// into an error: v6.0.3 panics when uniqueItems compares more than 20 elements and one is a number
+// that big.Rat cannot parse, such as 1e9999999.
+func validateWithLibrary(sch *jsonschema.Schema, doc any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the schema library failed on the record: %v", r)
+		}
+	}()
+	return sch.Validate(doc)
 }
 
 // decodeJSON decodes a record for validation with jsonvalue.Parse, or with jsonschema's own decoder

@@ -17,7 +17,7 @@ import (
 )
 
 // embeddedVersions returns the version folders under oversoc/, sorted.
-func embeddedVersions(t *testing.T) []string {
+func embeddedVersions(t testing.TB) []string {
 	t.Helper()
 	entries, err := fs.ReadDir(schemaFiles, "oversoc")
 	if err != nil {
@@ -95,7 +95,7 @@ func TestSchemaID(t *testing.T) {
 
 // examples returns the example records in testdata/<version>/, keyed by file path. The kind of a
 // record is the file name up to the first '-'.
-func examples(t *testing.T) map[string][]byte {
+func examples(t testing.TB) map[string][]byte {
 	t.Helper()
 	paths, err := filepath.Glob("testdata/*/*.json")
 	if err != nil {
@@ -189,68 +189,80 @@ func TestCompareVersions(t *testing.T) {
 	}
 }
 
+// brokenRecord is an example record of testdata/<Version>/ with one member set or removed so that
+// it breaks its schema.
+type brokenRecord struct {
+	name        string
+	example     string
+	pointer     string
+	value       any // nil deletes the member
+	wantPointer string
+}
+
+// brokenRecords lists one record per kind of schema violation, with the pointer of the violation.
+var brokenRecords = []brokenRecord{
+	{"unknown top-level field", "asset-full.json", "/colour", "blue", "/colour"},
+	{"unknown nested field", "asset-full.json", "/protection/fw", "off", "/protection/fw"},
+	{"unknown raw field", "asset-full.json", "/protection/raw/newStatus", "X", "/protection/raw/newStatus"},
+	{"zero time", "asset-full.json", "/time", 0, "/time"},
+	{"zero processed time", "finding-edr.json", "/metadata/processed_time", 0, "/metadata/processed_time"},
+	{"zero first seen", "asset-full.json", "/device/first_seen_time", 0, "/device/first_seen_time"},
+	{"bad sensor status", "asset-full.json", "/protection/sensor_status", "flapping", "/protection/sensor_status"},
+	{"bad feature state", "asset-full.json", "/protection/prevention", "ENABLED", "/protection/prevention"},
+	{"bad os type", "asset-full.json", "/device/os/type_id", 7, "/device/os/type_id"},
+	{"bad status id", "finding-edr.json", "/status_id", 7, "/status_id"},
+	{"masked ip", "asset-full.json", "/device/ip", "<internal_ip_address>", "/device/ip"},
+	{"bad mac", "asset-full.json", "/device/mac", "3c52821a9f07", "/device/mac"},
+	{"bad src url", "finding-edr.json", "/finding_info/src_url", "not a url", "/finding_info/src_url"},
+	{"wrong class", "finding-edr.json", "/class_uid", 2001, "/class_uid"},
+	{"string number", "asset-full.json", "/severity_id", "1", "/severity_id"},
+	{"missing device uid", "asset-full.json", "/device/uid", nil, "/device"},
+	{"missing protection", "asset-minimal.json", "/protection", nil, ""},
+	{"missing title", "finding-edr.json", "/finding_info/title", nil, "/finding_info"},
+	{"missing metadata uid", "finding-closed.json", "/metadata/uid", nil, "/metadata"},
+	{"empty agent list", "asset-minimal.json", "/device/agent_list", []any{}, "/device/agent_list"},
+	{"asset uid without tenant", "asset-minimal.json", "/asset_uid", "cybereason:host", "/asset_uid"},
+	{"group without uid or name", "asset-full.json", "/device/groups", []any{map[string]any{}}, "/device/groups/0"},
+	{"finding uid of another kind", "finding-malware.json", "/finding_uid", "cybereason:console.example.net:policy:1", "/finding_uid"},
+	{"empty attack", "finding-edr-detailed.json", "/finding_info/attacks", []any{map[string]any{}}, "/finding_info/attacks/0"},
+	{
+		"unknown attack field", "finding-edr-detailed.json", "/finding_info/attacks",
+		[]any{map[string]any{"tactic": map[string]any{"name": "Execution"}, "mitigation": "patch"}}, "/finding_info/attacks/0/mitigation",
+	},
+	{"technique without uid or name", "finding-edr-detailed.json", "/finding_info/attacks", []any{map[string]any{"technique": map[string]any{}}}, "/finding_info/attacks/0/technique"},
+	{
+		"device agent without uid", "finding-edr-detailed.json", "/devices",
+		[]any{map[string]any{"uid_alt": "Qm9vdHN0cmFwMDQy", "agent_list": []any{map[string]any{"name": "Cybereason Sensor", "type_id": 1, "vendor_name": "Cybereason"}}}},
+		"/devices/0/agent_list/0",
+	},
+	{"unknown raw-only field", "asset-full.json", "/protection/raw/avDbDate", "2026-01-01", "/protection/raw/avDbDate"},
+	{"state without changes", "asset-security-state-isolated.json", "/changed_fields", []any{}, "/changed_fields"},
+	{"state of another class", "asset-security-state-isolated.json", "/class_uid", 5001, "/class_uid"},
+	{"state with raw protection", "asset-security-state-isolated.json", "/protection/raw", map[string]any{"isolated": "true"}, "/protection/raw"},
+	{"state with bad level", "asset-security-state-protection-off.json", "/prev_security_level_id", 4, "/prev_security_level_id"},
+	{"state without previous posture", "asset-security-state-protection-off.json", "/prev_protection", nil, ""},
+	{"state with volatile status", "asset-security-state-isolated.json", "/protection/sensor_status", "online", "/protection/sensor_status"},
+}
+
+// build returns the broken record as JSON.
+func (b brokenRecord) build(t testing.TB) []byte {
+	t.Helper()
+	record := loadExample(t, b.example)
+	if b.value == nil {
+		deleteMember(t, record, b.pointer)
+	} else {
+		setMember(t, record, b.pointer, b.value)
+	}
+	return marshal(t, record)
+}
+
 func TestValidateRejectsBrokenRecords(t *testing.T) {
 	v := newTestValidator(t)
-	tests := []struct {
-		name        string
-		example     string
-		pointer     string
-		value       any // nil deletes the member
-		wantPointer string
-	}{
-		{"unknown top-level field", "asset-full.json", "/colour", "blue", "/colour"},
-		{"unknown nested field", "asset-full.json", "/protection/fw", "off", "/protection/fw"},
-		{"unknown raw field", "asset-full.json", "/protection/raw/newStatus", "X", "/protection/raw/newStatus"},
-		{"zero time", "asset-full.json", "/time", 0, "/time"},
-		{"zero processed time", "finding-edr.json", "/metadata/processed_time", 0, "/metadata/processed_time"},
-		{"zero first seen", "asset-full.json", "/device/first_seen_time", 0, "/device/first_seen_time"},
-		{"bad sensor status", "asset-full.json", "/protection/sensor_status", "flapping", "/protection/sensor_status"},
-		{"bad feature state", "asset-full.json", "/protection/prevention", "ENABLED", "/protection/prevention"},
-		{"bad os type", "asset-full.json", "/device/os/type_id", 7, "/device/os/type_id"},
-		{"bad status id", "finding-edr.json", "/status_id", 7, "/status_id"},
-		{"masked ip", "asset-full.json", "/device/ip", "<internal_ip_address>", "/device/ip"},
-		{"bad mac", "asset-full.json", "/device/mac", "3c52821a9f07", "/device/mac"},
-		{"bad src url", "finding-edr.json", "/finding_info/src_url", "not a url", "/finding_info/src_url"},
-		{"wrong class", "finding-edr.json", "/class_uid", 2001, "/class_uid"},
-		{"string number", "asset-full.json", "/severity_id", "1", "/severity_id"},
-		{"missing device uid", "asset-full.json", "/device/uid", nil, "/device"},
-		{"missing protection", "asset-minimal.json", "/protection", nil, ""},
-		{"missing title", "finding-edr.json", "/finding_info/title", nil, "/finding_info"},
-		{"missing metadata uid", "finding-closed.json", "/metadata/uid", nil, "/metadata"},
-		{"empty agent list", "asset-minimal.json", "/device/agent_list", []any{}, "/device/agent_list"},
-		{"asset uid without tenant", "asset-minimal.json", "/asset_uid", "cybereason:host", "/asset_uid"},
-		{"group without uid or name", "asset-full.json", "/device/groups", []any{map[string]any{}}, "/device/groups/0"},
-		{"finding uid of another kind", "finding-malware.json", "/finding_uid", "cybereason:console.example.net:policy:1", "/finding_uid"},
-		{"empty attack", "finding-edr-detailed.json", "/finding_info/attacks", []any{map[string]any{}}, "/finding_info/attacks/0"},
-		{
-			"unknown attack field", "finding-edr-detailed.json", "/finding_info/attacks",
-			[]any{map[string]any{"tactic": map[string]any{"name": "Execution"}, "mitigation": "patch"}}, "/finding_info/attacks/0/mitigation",
-		},
-		{"technique without uid or name", "finding-edr-detailed.json", "/finding_info/attacks", []any{map[string]any{"technique": map[string]any{}}}, "/finding_info/attacks/0/technique"},
-		{
-			"device agent without uid", "finding-edr-detailed.json", "/devices",
-			[]any{map[string]any{"uid_alt": "Qm9vdHN0cmFwMDQy", "agent_list": []any{map[string]any{"name": "Cybereason Sensor", "type_id": 1, "vendor_name": "Cybereason"}}}},
-			"/devices/0/agent_list/0",
-		},
-		{"unknown raw-only field", "asset-full.json", "/protection/raw/avDbDate", "2026-01-01", "/protection/raw/avDbDate"},
-		{"state without changes", "asset-security-state-isolated.json", "/changed_fields", []any{}, "/changed_fields"},
-		{"state of another class", "asset-security-state-isolated.json", "/class_uid", 5001, "/class_uid"},
-		{"state with raw protection", "asset-security-state-isolated.json", "/protection/raw", map[string]any{"isolated": "true"}, "/protection/raw"},
-		{"state with bad level", "asset-security-state-protection-off.json", "/prev_security_level_id", 4, "/prev_security_level_id"},
-		{"state without previous posture", "asset-security-state-protection-off.json", "/prev_protection", nil, ""},
-		{"state with volatile status", "asset-security-state-isolated.json", "/protection/sensor_status", "online", "/protection/sensor_status"},
-	}
-	for _, tt := range tests {
+	for _, tt := range brokenRecords {
 		t.Run(tt.name, func(t *testing.T) {
-			record := loadExample(t, tt.example)
-			if tt.value == nil {
-				deleteMember(t, record, tt.pointer)
-			} else {
-				setMember(t, record, tt.pointer, tt.value)
-			}
 			kind := exampleKind(tt.example)
 
-			err := v.Validate(kind, marshal(t, record))
+			err := v.Validate(kind, tt.build(t))
 
 			var validationErr *ValidationError
 			if !errors.As(err, &validationErr) {
@@ -393,7 +405,7 @@ func newTestValidator(t *testing.T) *Validator {
 }
 
 // loadExample decodes testdata/<Version>/<name> with numbers kept as json.Number.
-func loadExample(t *testing.T, name string) map[string]any {
+func loadExample(t testing.TB, name string) map[string]any {
 	t.Helper()
 	data, err := os.ReadFile(path.Join("testdata", Version, name))
 	if err != nil {
@@ -406,7 +418,7 @@ func loadExample(t *testing.T, name string) map[string]any {
 	return record
 }
 
-func marshal(t *testing.T, value any) []byte {
+func marshal(t testing.TB, value any) []byte {
 	t.Helper()
 	data, err := json.Marshal(value)
 	if err != nil {
@@ -416,7 +428,7 @@ func marshal(t *testing.T, value any) []byte {
 }
 
 // parent walks a JSON pointer of object keys down to the object that holds its last member.
-func parent(t *testing.T, record map[string]any, pointer string) (map[string]any, string) {
+func parent(t testing.TB, record map[string]any, pointer string) (map[string]any, string) {
 	t.Helper()
 	tokens := strings.Split(strings.TrimPrefix(pointer, "/"), "/")
 	object := record
@@ -430,13 +442,13 @@ func parent(t *testing.T, record map[string]any, pointer string) (map[string]any
 	return object, tokens[len(tokens)-1]
 }
 
-func setMember(t *testing.T, record map[string]any, pointer string, value any) {
+func setMember(t testing.TB, record map[string]any, pointer string, value any) {
 	t.Helper()
 	object, name := parent(t, record, pointer)
 	object[name] = value
 }
 
-func deleteMember(t *testing.T, record map[string]any, pointer string) {
+func deleteMember(t testing.TB, record map[string]any, pointer string) {
 	t.Helper()
 	object, name := parent(t, record, pointer)
 	if _, ok := object[name]; !ok {
