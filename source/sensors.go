@@ -15,8 +15,8 @@ import (
 type InventoryReport struct {
 	Pages   int
 	Sensors int // messages published, dead letters of unreadable objects included
-	// Repeated is the number of sensors that a later page listed again, and
-	// that were published only once.
+	// Repeated is the number of sensors that a page listed again after the
+	// page before, and that were published only once.
 	Repeated int
 	// Check is the outcome of the client's continuity check.
 	Check cybereason.InventoryCheck
@@ -28,11 +28,12 @@ type InventoryReport struct {
 }
 
 // CollectSensors reads the whole sensor inventory and publishes one message
-// per sensor, page by page and in page order. A sensor that a later page
-// lists again, because sensors were added before it during paging, is
-// published once. Memory stays bounded by the client's PageConcurrency pages
-// and the set of sensorIds of the inventory. On error the sensors of the
-// pages already published stay published.
+// per sensor, page by page and in page order. A sensor that a page lists
+// again after the page before, because sensors registered before it during
+// paging, is published once. Memory stays bounded by the client's
+// PageConcurrency pages and the sensorIds of one page, besides the
+// Partitioner's keys. On error the sensors of the pages already published
+// stay published.
 //
 // With Config.Partitions set, each sensor event goes to the partition of the
 // murmur2 hash of its key and carries the inventory.HeaderID header. After
@@ -52,21 +53,27 @@ func (s *Stage) CollectSensors(ctx context.Context) (InventoryReport, error) {
 	}
 	id := inventory.ID(s.cfg.Tenant, start)
 	sensors := 0 // sensor events, without dead letters
-	published := make(map[string]struct{})
+	// previous holds the sensorIds of the page before. A page lists a sensor
+	// of the page before again when sensors registered before it during
+	// paging. In a complete inventory only that page can be repeated: the
+	// seam probe found both pages' edge sensors, so they are less than a
+	// probe apart.
+	var previous, current map[string]struct{}
 	deadLettered := s.Stats().DeadLettered
 
 	report.Check, err = s.client.ReadSensorInventory(ctx, func(page cybereason.SensorPage) error {
 		msgs := make([]kafka.Message, 0, len(page.Sensors))
+		current = make(map[string]struct{}, len(page.Sensors))
 		for _, sensor := range page.Sensors {
 			if sensor.Invalid != nil {
 				msgs = append(msgs, s.invalidObjectLetter(s.cfg.SensorsTopic, SensorEventType, "/rest/sensors/query", sensor.Raw, sensor.Invalid))
 				continue
 			}
-			if _, ok := published[sensor.ID]; ok {
+			if _, ok := previous[sensor.ID]; ok {
 				report.Repeated++
 				continue
 			}
-			published[sensor.ID] = struct{}{}
+			current[sensor.ID] = struct{}{}
 			msg := s.sensorMessage(sensor, start)
 			if partitioner != nil {
 				partitioner.Assign(&msg, id)
@@ -78,6 +85,7 @@ func (s *Stage) CollectSensors(ctx context.Context) (InventoryReport, error) {
 			return fmt.Errorf("publish sensors page %d: %w", page.Index, err)
 		}
 
+		previous = current
 		report.Pages++
 		report.Sensors += len(msgs)
 		s.count(func(st *Stats) { st.SensorsPublished += len(msgs) })
