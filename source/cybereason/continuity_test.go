@@ -184,7 +184,7 @@ func TestReadSensorInventoryChangingFleet(t *testing.T) {
 	}
 }
 
-func TestReadSensorInventoryNoChangeHandsEachSensorOnce(t *testing.T) {
+func TestReadSensorInventoryUnchangedFleet(t *testing.T) {
 	for _, concurrency := range []int{1, 3} {
 		t.Run(fmt.Sprintf("concurrency %d", concurrency), func(t *testing.T) {
 			run := readChangingInventory(t, 950, 100, concurrency, nil)
