@@ -55,6 +55,11 @@ type InventoryCheck struct {
 // be handed to fn or not, and a sensor that moved forward in the order between two pages is
 // handed to fn twice: the caller deduplicates by sensorId.
 //
+// The check does not compare the totalResults of the pages. A changed total proves no skip,
+// because a sensor registered after the paging position changes it harmlessly, and an equal
+// total proves none missing, because a removal before the position and a registration after
+// it cancel out.
+//
 // NOTE: the proof needs one order of the sensors for every request. The sort field,
 // machineName, is not unique, and no source confirms that the console orders sensors with the
 // same name the same way in every query. A console that orders them differently could skip or
