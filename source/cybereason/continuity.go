@@ -35,9 +35,9 @@ type InventoryCheck struct {
 // ReadSensorInventory reads the sensor inventory as QuerySensors does and checks that no sensor
 // was skipped because the inventory changed between two page requests.
 //
-// The console pages by page index, so two pages of one limit never overlap: a sensor removed
+// The console pages by page index, so two pages of one limit never overlap. A sensor removed
 // before the position of the next page shifts the list left by one, and the first sensor of
-// the next page was then never read. With each page n after page 0, ReadSensorInventory thus
+// the next page is then never read. With each page n after page 0, ReadSensorInventory thus
 // requests a seam probe at the same time: a query of one page index whose limit is chosen so
 // that its page straddles the position where page n starts, with SeamMargin positions or more on
 // each side (see seamProbePage). When the probe lists both the last sensor of page n-1 and the
@@ -52,8 +52,8 @@ type InventoryCheck struct {
 // last answer, which must have been there, sorts inside a page or at a seam already read. Page
 // 0 starts at the first position and the last page reported no more results, so a complete
 // inventory handed every such sensor to fn. A sensor added or removed during the inventory may
-// be handed to fn or not, and a sensor that moved forward in the order between two pages is
-// handed to fn twice: the caller deduplicates by sensorId.
+// be handed to fn or not, and a sensor that sensors registered before it pushed into the next
+// page is handed to fn twice, so the caller deduplicates by sensorId.
 //
 // The check does not compare the totalResults of the pages. A changed total proves no skip,
 // because a sensor registered after the paging position changes it harmlessly, and an equal

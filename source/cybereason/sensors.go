@@ -87,7 +87,8 @@ func (r sensorsResponse) more(pageSize int) bool {
 // It stops with ErrTooManyPages after MaxPages pages that all reported more results, and with
 // ErrPageRepeated when a page has the same sensorIds as the page before. When the session expires
 // in the middle, it logs in again and requests the same page index again. An error from fn stops
-// paging and is returned wrapped.
+// paging and is returned wrapped. It does not check that the pages missed no sensor while the
+// inventory changed: ReadSensorInventory does.
 func (c *Client) QuerySensors(ctx context.Context, fn func(SensorPage) error) error {
 	return readPagesByIndex(ctx, c, "sensors", c.pageConcurrency, c.sensorsPage, fn)
 }
