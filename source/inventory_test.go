@@ -80,18 +80,18 @@ func TestCollectSensorsEndsInventoryOnEveryPartition(t *testing.T) {
 // failAfterFirstPage returns an error after passing the first page of sensors.
 type failAfterFirstPage struct{ source.Client }
 
-func (c failAfterFirstPage) QuerySensors(ctx context.Context, fn func(cybereason.SensorPage) error) error {
+func (c failAfterFirstPage) ReadSensorInventory(ctx context.Context, fn func(cybereason.SensorPage) error) (cybereason.InventoryCheck, error) {
 	errStop := errors.New("console connection reset")
-	err := c.Client.QuerySensors(ctx, func(page cybereason.SensorPage) error {
+	check, err := c.Client.ReadSensorInventory(ctx, func(page cybereason.SensorPage) error {
 		if err := fn(page); err != nil {
 			return err
 		}
 		return errStop
 	})
 	if errors.Is(err, errStop) {
-		return errStop
+		return check, errStop
 	}
-	return err
+	return check, err
 }
 
 func TestCollectSensorsFailedInventoryWritesNoEnd(t *testing.T) {

@@ -48,8 +48,9 @@ func AllFeeds() []string { return []string{FeedSensors, FeedMalops, FeedMalware,
 
 // Client is the part of the Cybereason API client the stage uses.
 type Client interface {
-	// QuerySensors calls fn once per page of the sensor inventory, in order.
-	QuerySensors(ctx context.Context, fn func(cybereason.SensorPage) error) error
+	// ReadSensorInventory calls fn once per page of the sensor inventory, in
+	// order, and reports whether the pages may have skipped a sensor.
+	ReadSensorInventory(ctx context.Context, fn func(cybereason.SensorPage) error) (cybereason.InventoryCheck, error)
 	// MalopsV2 returns every MalOp updated between from and to through the
 	// MalOp management API, or an error wrapping cybereason.ErrNotSupported.
 	MalopsV2(ctx context.Context, from, to time.Time) ([]cybereason.Malop, error)
@@ -205,7 +206,7 @@ type Stage struct {
 // include events that went to a dead-letter topic because the broker
 // rejected them.
 type Stats struct {
-	Inventories       int // complete sensor inventories
+	Inventories       int // sensor inventories read to the end, incomplete ones included
 	SensorsPublished  int
 	MalopPolls        int // complete MalOp polls
 	MalopsPublished   int
@@ -216,6 +217,16 @@ type Stats struct {
 	PoliciesPublished int
 	DeadLettered      int
 	FailedRuns        int
+	// IncompleteInventories counts the inventories read to the end that may
+	// have skipped a sensor, so they published no inventory end event.
+	IncompleteInventories IncompleteInventories
+}
+
+// IncompleteInventories counts incomplete sensor inventories by the reason
+// of their cybereason.InventoryCheck.
+type IncompleteInventories struct {
+	SeamGap    int // cybereason.GapSeam
+	EndedEarly int // cybereason.GapEndedEarly
 }
 
 // New returns a stage. A nil logger discards logs.

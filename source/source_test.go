@@ -560,7 +560,7 @@ type overlapProbe struct {
 	active, max atomic.Int32
 }
 
-func (p *overlapProbe) QuerySensors(ctx context.Context, fn func(cybereason.SensorPage) error) error {
+func (p *overlapProbe) ReadSensorInventory(ctx context.Context, fn func(cybereason.SensorPage) error) (cybereason.InventoryCheck, error) {
 	n := p.active.Add(1)
 	defer p.active.Add(-1)
 	for {
@@ -569,7 +569,7 @@ func (p *overlapProbe) QuerySensors(ctx context.Context, fn func(cybereason.Sens
 			break
 		}
 	}
-	return p.Client.QuerySensors(ctx, fn)
+	return p.Client.ReadSensorInventory(ctx, fn)
 }
 
 func TestRunNeverOverlapsAnInventory(t *testing.T) {

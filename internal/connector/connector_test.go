@@ -171,6 +171,7 @@ func TestRunDeliversToFinalTopics(t *testing.T) {
 	assertMetric(t, registry, "cybereason_connector_source_events_total", map[string]string{"feed": "sensors"}, 120)
 	assertMetric(t, registry, "cybereason_connector_source_polls_total", map[string]string{"feed": "sensors", "result": "success"}, 1)
 	assertMetric(t, registry, "cybereason_connector_source_logins_total", map[string]string{"result": "success"}, 1)
+	assertMetric(t, registry, "cybereason_connector_source_inventories_incomplete_total", map[string]string{"reason": "seam_gap"}, 0)
 	// 120 sensor events and an inventory end event on each of the 3 partitions.
 	assertMetric(t, registry, "cybereason_connector_kafka_messages_published_total", map[string]string{"topic": cfg.Kafka.Topics.RawSensors}, 123)
 	assertMetric(t, registry, "cybereason_connector_stage_messages_dead_lettered_total", map[string]string{"stage": "enrich"}, 0)
@@ -190,23 +191,24 @@ func assertFamilies(t *testing.T, registry *prometheus.Registry) {
 	}
 
 	for _, name := range []string{
-		"source_polls_total",                 // polls per feed, by result
-		"source_poll_duration_seconds",       // their duration per feed
-		"source_logins_total",                // logins by result
-		"source_events_total",                // raw events per feed
-		"kafka_messages_published_total",     // events per topic
-		"dead_letters_total",                 // dead letters by stage and reason
-		"dedupe_unchanged_total",             // duplicates dropped
-		"kafka_write_retries_total",          // write retries
-		"kafka_write_rejected_total",         // writes rejected for good
-		"kafka_authentication_failing",       // SASL exchanges failing
-		"consumer_lag_messages",              // consumer lag per stage and topic
-		"dedupe_state_keys",                  // dedupe state size
-		"dedupe_restore_duration_seconds",    // dedupe restore time
-		"dedupe_restore_failures_total",      // dedupe restores failed
-		"stage_messages_consumed_total",      // pipeline throughput
-		"stage_messages_dead_lettered_total", // dead letters per stage
-		"build_info",                         // build version
+		"source_polls_total",                  // polls per feed, by result
+		"source_poll_duration_seconds",        // their duration per feed
+		"source_logins_total",                 // logins by result
+		"source_inventories_incomplete_total", // inventories without end events
+		"source_events_total",                 // raw events per feed
+		"kafka_messages_published_total",      // events per topic
+		"dead_letters_total",                  // dead letters by stage and reason
+		"dedupe_unchanged_total",              // duplicates dropped
+		"kafka_write_retries_total",           // write retries
+		"kafka_write_rejected_total",          // writes rejected for good
+		"kafka_authentication_failing",        // SASL exchanges failing
+		"consumer_lag_messages",               // consumer lag per stage and topic
+		"dedupe_state_keys",                   // dedupe state size
+		"dedupe_restore_duration_seconds",     // dedupe restore time
+		"dedupe_restore_failures_total",       // dedupe restores failed
+		"stage_messages_consumed_total",       // pipeline throughput
+		"stage_messages_dead_lettered_total",  // dead letters per stage
+		"build_info",                          // build version
 	} {
 		if !exported["cybereason_connector_"+name] {
 			t.Errorf("metric family cybereason_connector_%s is missing", name)

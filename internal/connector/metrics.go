@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/oversoc/cybereason-connector/pipeline"
+	"github.com/oversoc/cybereason-connector/source/cybereason"
 )
 
 // metricsPrefix starts every metric name of the connector.
@@ -22,6 +23,7 @@ type statsCollector struct {
 	sourceEvents      *prometheus.Desc
 	sourceRuns        *prometheus.Desc
 	sourceFailedRuns  *prometheus.Desc
+	sourceIncomplete  *prometheus.Desc
 	malopDetailErrors *prometheus.Desc
 	consumed          *prometheus.Desc
 	produced          *prometheus.Desc
@@ -48,6 +50,7 @@ func newStatsCollector(stages *Stages) *statsCollector {
 		sourceEvents:      desc("source_events_total", "Raw events the source published, by feed (dead-lettered ones included).", "feed"),
 		sourceRuns:        desc("source_runs_total", "Complete collections, by feed.", "feed"),
 		sourceFailedRuns:  desc("source_failed_runs_total", "Scheduled collections that failed."),
+		sourceIncomplete:  desc("source_inventories_incomplete_total", "Sensor inventories that may have skipped a sensor because the fleet changed during paging, so they wrote no inventory end event, by reason: seam_gap or ended_early.", "reason"),
 		malopDetailErrors: desc("source_malop_detail_errors_total", "MalOps published without their details because fetching them failed."),
 		consumed:          desc("stage_messages_consumed_total", "Messages consumed, by stage.", "stage"),
 		produced:          desc("stage_messages_produced_total", "Messages produced and acknowledged, dead letters excluded, by stage.", "stage"),
@@ -68,7 +71,7 @@ func newStatsCollector(stages *Stages) *statsCollector {
 
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.sourceEvents, c.sourceRuns, c.sourceFailedRuns, c.malopDetailErrors,
+	for _, d := range []*prometheus.Desc{c.sourceEvents, c.sourceRuns, c.sourceFailedRuns, c.sourceIncomplete, c.malopDetailErrors,
 		c.consumed, c.produced, c.deadLettered, c.unknownValues, c.enrichDetails, c.dedupeUnchanged,
 		c.dedupeStateKeys, c.writeRetries, c.writeRejected, c.kafkaAuthFailing,
 		c.enrichInventories, c.dedupeInventories, c.dedupeRemoved, c.dedupeStates} {
@@ -93,6 +96,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.sourceRuns, float64(runs), feed)
 		}
 		counter(c.sourceFailedRuns, float64(stats.FailedRuns))
+		counter(c.sourceIncomplete, float64(stats.IncompleteInventories.SeamGap), cybereason.GapSeam)
+		counter(c.sourceIncomplete, float64(stats.IncompleteInventories.EndedEarly), cybereason.GapEndedEarly)
 		counter(c.malopDetailErrors, float64(stats.MalopDetailErrors))
 	}
 

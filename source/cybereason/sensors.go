@@ -34,6 +34,10 @@ type SensorPage struct {
 	Index        int // the 0-based page index, sent as "offset"
 	TotalResults int // the number of sensors the console reports for the whole query
 	Sensors      []Sensor
+	// HasMoreResults is set when the console reported more sensors after this page.
+	HasMoreResults bool
+
+	probe []Sensor // the seam probe requested with the page, by ReadSensorInventory
 }
 
 // sensorsQuery is the body of POST /rest/sensors/query. The console reads offset as a page index,
@@ -83,48 +87,17 @@ func (r sensorsResponse) more(pageSize int) bool {
 // It stops with ErrTooManyPages after MaxPages pages that all reported more results, and with
 // ErrPageRepeated when a page has the same sensorIds as the page before. When the session expires
 // in the middle, it logs in again and requests the same page index again. An error from fn stops
-// paging and is returned wrapped.
+// paging and is returned wrapped. It does not check that the pages missed no sensor while the
+// inventory changed: ReadSensorInventory does.
 func (c *Client) QuerySensors(ctx context.Context, fn func(SensorPage) error) error {
 	return readPagesByIndex(ctx, c, "sensors", c.pageConcurrency, c.sensorsPage, fn)
 }
 
 // sensorsPage requests one page and reports whether the console has more results after it.
 func (c *Client) sensorsPage(ctx context.Context, index int) (indexPage[SensorPage], error) {
-	body, err := json.Marshal(sensorsQuery{
-		Limit:  c.pageSize,
-		Offset: index,
-		// NOTE: machineName is not unique, so sensors with the same name could change places
-		// between two page requests. It is the sort field that integrations are known to send,
-		// whereas no source confirms that the console accepts sensorId as a sort field.
-		SortingFieldName: "machineName",
-		SortDirection:    "ASC",
-		Filters:          []sensorsFilter{},
-	})
+	response, err := c.querySensorsPage(ctx, c.pageSize, index, true)
 	if err != nil {
 		return indexPage[SensorPage]{}, err
-	}
-
-	var response sensorsResponse
-	err = c.do(ctx, restCall{
-		method:   http.MethodPost,
-		endpoint: sensorsPath,
-		body:     body,
-		decode: func(r io.Reader) error {
-			body, err := c.readSensorsBody(r)
-			if err != nil {
-				return err
-			}
-			if response, err = decodeSensorsResponse(body); err != nil {
-				return err
-			}
-			return response.check(http.MethodPost + " " + sensorsPath)
-		},
-	})
-	if err != nil {
-		return indexPage[SensorPage]{}, err
-	}
-	if response.Sensors == nil {
-		return indexPage[SensorPage]{}, fmt.Errorf("POST %s: the response has no sensors array", sensorsPath)
 	}
 
 	page := SensorPage{Index: index, TotalResults: int(response.TotalResults), Sensors: make([]Sensor, 0, len(*response.Sensors))}
@@ -135,21 +108,70 @@ func (c *Client) sensorsPage(ctx context.Context, index int) (indexPage[SensorPa
 		}
 		page.Sensors = append(page.Sensors, sensor)
 	}
-	more := response.more(c.pageSize)
+	page.HasMoreResults = response.more(c.pageSize)
 	c.logger.Debug("received Cybereason sensors page", "page", index, "sensors", len(page.Sensors),
-		"total_results", page.TotalResults, "has_more_results", more)
-	return indexPage[SensorPage]{page: page, keys: sensorIDs(page.Sensors), more: more, total: page.TotalResults}, nil
+		"total_results", page.TotalResults, "has_more_results", page.HasMoreResults)
+	return indexPage[SensorPage]{page: page, keys: sensorIDs(page.Sensors), more: page.HasMoreResults, total: page.TotalResults}, nil
 }
 
-// readSensorsBody reads a whole sensors response into a buffer sized after the previous one,
+// querySensorsPage sends one sensors query for the page index of limit sensors and returns the
+// decoded response, which has a sensors array. sizeHint makes the response size the hint for
+// the buffer of the next response, which small seam probes should not shrink.
+func (c *Client) querySensorsPage(ctx context.Context, limit, index int, sizeHint bool) (sensorsResponse, error) {
+	body, err := json.Marshal(sensorsQuery{
+		Limit:  limit,
+		Offset: index,
+		// NOTE: machineName is not unique, so sensors with the same name could change places
+		// between two page requests. It is the sort field that integrations are known to send,
+		// whereas no source confirms that the console accepts sensorId as a sort field.
+		SortingFieldName: "machineName",
+		SortDirection:    "ASC",
+		Filters:          []sensorsFilter{},
+	})
+	if err != nil {
+		return sensorsResponse{}, err
+	}
+
+	var response sensorsResponse
+	err = c.do(ctx, restCall{
+		method:   http.MethodPost,
+		endpoint: sensorsPath,
+		body:     body,
+		decode: func(r io.Reader) error {
+			body, err := c.readSensorsBody(r, sizeHint)
+			if err != nil {
+				return err
+			}
+			if response, err = decodeSensorsResponse(body); err != nil {
+				return err
+			}
+			return response.check(http.MethodPost + " " + sensorsPath)
+		},
+	})
+	if err != nil {
+		return sensorsResponse{}, err
+	}
+	if response.Sensors == nil {
+		return sensorsResponse{}, fmt.Errorf("POST %s: the response has no sensors array", sensorsPath)
+	}
+	return response, nil
+}
+
+// readSensorsBody reads a whole sensors response into a buffer sized after the previous page,
 // so that a page of about 3 MB takes one allocation instead of a series of growing copies.
-func (c *Client) readSensorsBody(r io.Reader) ([]byte, error) {
+// sizeHint makes this response the size of the next buffer.
+func (c *Client) readSensorsBody(r io.Reader, sizeHint bool) ([]byte, error) {
 	size := c.sensorsBodySize.Load()
+	if !sizeHint {
+		size = 0
+	}
 	body := bytes.NewBuffer(make([]byte, 0, size+size/16+bytes.MinRead))
 	if _, err := body.ReadFrom(r); err != nil {
 		return nil, err
 	}
-	c.sensorsBodySize.Store(int64(body.Len()))
+	if sizeHint {
+		c.sensorsBodySize.Store(int64(body.Len()))
+	}
 	return body.Bytes(), nil
 }
 

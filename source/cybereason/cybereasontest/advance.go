@@ -424,3 +424,33 @@ func (t *Tenant) generatorAt(now time.Time) *generator {
 	}
 	return g
 }
+
+// RemoveSensor removes the sensor with sensorId id and reports whether the tenant had it.
+func (t *Tenant) RemoveSensor(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	index := slices.IndexFunc(t.sensors, func(s *sensorRecord) bool { return s.id == id })
+	if index < 0 {
+		return false
+	}
+	t.removeSensor(index)
+	t.version++
+	return true
+}
+
+// AddSensor adds a sensor object, which needs a sensorId that no sensor of the tenant has.
+func (t *Tenant) AddSensor(raw json.RawMessage) error {
+	record, err := newSensorRecord(raw)
+	if err != nil {
+		return fmt.Errorf("add sensor: %w", err)
+	}
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if slices.ContainsFunc(t.sensors, func(s *sensorRecord) bool { return s.id == record.id }) {
+		return fmt.Errorf("add sensor: sensorId %q already exists", record.id)
+	}
+	t.sensors = append(t.sensors, record)
+	t.version++
+	return nil
+}

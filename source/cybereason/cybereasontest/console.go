@@ -46,6 +46,11 @@ type Options struct {
 	// DisableV2 makes the console respond with 400 to POST /rest/mmng/v2/malops, as consoles without
 	// the MalOp management API do. Console.DropV2 changes it later.
 	DisableV2 bool
+	// BeforeSensorsQuery, when set, is called with the limit and offset of each valid sensors
+	// query before the console reads the tenant's sensors for it, so that a test can change the
+	// fleet between two page requests at a chosen point, as a console does while its sensors
+	// register and leave.
+	BeforeSensorsQuery func(limit, offset int)
 }
 
 // Console is an http.Handler that behaves like a Cybereason console serving a Tenant. It is safe
@@ -57,6 +62,8 @@ type Console struct {
 	delay    time.Duration
 	lifetime time.Duration // guarded by mu, because SetSessionLifetime changes it
 	logger   *slog.Logger
+	// beforeSensorsQuery is Options.BeforeSensorsQuery.
+	beforeSensorsQuery func(limit, offset int)
 
 	mu       sync.Mutex
 	sessions map[string]time.Time // JSESSIONID value to expiry time
@@ -80,6 +87,8 @@ func NewHandler(t *Tenant, opts Options) *Console {
 		logger:   opts.Logger,
 		sessions: make(map[string]time.Time),
 		stats:    newStats(),
+
+		beforeSensorsQuery: opts.BeforeSensorsQuery,
 	}
 	if c.username == "" {
 		c.username = DefaultUsername

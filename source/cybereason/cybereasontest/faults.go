@@ -45,7 +45,7 @@ type Stats struct {
 	RejectedLogins  int            // logins redirected to the error page
 	Logouts         int            // logouts that ended a session
 	Requests        map[string]int // requests received, by "METHOD /path"
-	SensorPages     map[int]int    // sensors pages served as JSON, by page index (the offset)
+	SensorPages     map[int]int    // sensors pages served as JSON, by page index (the offset), of any limit
 	LoginRedirects  int            // /rest requests without a valid session, redirected to the login page
 	HTMLResponses   int            // /rest requests given the login page by HTMLInsteadOfJSON
 	FailedResponses int            // /rest requests given an error status by FailRequests

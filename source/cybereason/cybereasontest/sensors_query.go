@@ -74,6 +74,9 @@ func (c *Console) serveSensorsQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if c.beforeSensorsQuery != nil {
+		c.beforeSensorsQuery(query.limit, query.offset)
+	}
 	sensors, status := c.querySensors(query)
 	page, more := c.sensorsPage(sensors, query)
 
