@@ -162,8 +162,9 @@ func runCycle(ctx context.Context, cycle int, stages *connector.Stages, cfg *con
 
 	after := snapshot(stages)
 	fmt.Fprintf(out, "\nCycle %d\n", cycle)
-	fmt.Fprintf(out, "  source  published %s (%s), %s from %s (window %s to %s), %s and %s\n",
-		plural(inventory.Sensors, "sensor"), plural(inventory.Pages, "page"), plural(malops.Malops, "MalOp"), malops.API,
+	fmt.Fprintf(out, "  source  published %s (%s) and %s, %s from %s (window %s to %s), %s and %s\n",
+		plural(inventory.Sensors, "sensor"), plural(inventory.Pages, "page"), plural(inventory.EndEvents, "inventory end event"),
+		plural(malops.Malops, "MalOp"), malops.API,
 		malops.From.UTC().Format(time.RFC3339), malops.To.UTC().Format(time.RFC3339),
 		plural(malware.Alerts, "malware alert"), plural(policies, "policy"))
 	after.printDelta(out, before)
@@ -205,9 +206,9 @@ func (o Options) Validate() error {
 	return checkRecordsFile(o.RecordsFile)
 }
 
-// checkRecordsFile rejects a records file that already exists, a folder, and a
-// path whose parent folder is missing or not a folder, so that a bad path fails
-// before the cycles run. The demo only creates files: the process may run as
+// checkRecordsFile rejects a records file that already exists, a directory,
+// and a path whose parent is missing or not a directory, so that a bad path
+// fails before the cycles run. The demo only creates files: the process may run as
 // root, which ignores read-only bits, and a mistyped path must not destroy
 // someone's data.
 func checkRecordsFile(path string) error {
