@@ -43,6 +43,11 @@ func TestDemoGeneratedTenant(t *testing.T) {
 		}
 	}
 
+	// Each cycle's source, enrich and dedupe lines count one end event per partition apart.
+	if got := strings.Count(output, " 2 inventory end events"); got != 6 {
+		t.Errorf("output names %q %d times, want 6:\n%s", "2 inventory end events", got, output)
+	}
+
 	validateAll(t, records)
 	assertNoDuplicateIDs(t, records)
 
