@@ -170,7 +170,7 @@ func TestLoginJudgesRedirectTarget(t *testing.T) {
 		{"redirect without Location", http.StatusFound, "", "", "without a Location", false, false},
 		{"login page by title", http.StatusOK, "", "<html><title>Cybereason | Login</title></html>", "login page", true, false},
 		{"two-factor prompt without a TOTP secret", http.StatusOK, "", "<p>Two factor authentication</p>", "CYBEREASON_TOTP_SECRET", true, false},
-		{"unrelated page", http.StatusOK, "", "<html>hello</html>", "without a redirect", false, false},
+		{"unrelated page", http.StatusOK, "", "<html>hello</html>", "is the console's", false, false},
 		{"server error", http.StatusInternalServerError, "", "boom", "500 Internal Server Error", false, false},
 	}
 	for _, test := range tests {

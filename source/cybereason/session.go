@@ -304,8 +304,8 @@ func (c *Client) checkLoginResponse(resp *http.Response) (loginStep, error) {
 	case isLoginPage(page):
 		return loginStep{}, fmt.Errorf("%w for user %q: POST %s returned the login page again", ErrCredentialsRejected, c.username, loginPath)
 	}
-	return loginStep{}, fmt.Errorf("POST %s returned 200 %s without a redirect; expected a 302 to the console (is BaseURL the console?)",
-		loginPath, resp.Header.Get("Content-Type"))
+	return loginStep{}, fmt.Errorf("POST %s returned 200 %s without a redirect, but a console answers a login with a 302; "+
+		"check that the console URL %s (CYBEREASON_URL in the connector) is the console's", loginPath, resp.Header.Get("Content-Type"), c.baseURL)
 }
 
 // readLoginPage reads the start of an HTML response to a login step.
