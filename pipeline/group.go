@@ -55,6 +55,8 @@ func (r *Runner) consumeGroup(ctx context.Context) error {
 			return context.Cause(runCtx)
 		case errors.Is(err, kafka.ErrGroupClosed):
 			return err
+		case errors.Is(err, kafka.InvalidSessionTimeout):
+			return describeJoinError(err, r.cfg.SessionTimeout)
 		case err != nil:
 			// The ConsumerGroup joins again by itself, after a backoff.
 			r.logger.Warn("join consumer group failed; retrying", "group", r.cfg.GroupID, "error", err)
@@ -62,6 +64,19 @@ func (r *Runner) consumeGroup(ctx context.Context) error {
 		}
 		r.startGeneration(runCtx, fail, gen)
 	}
+}
+
+// describeJoinError names the session timeout when the broker rejected a
+// join because of it, and returns other errors unchanged. The broker accepts
+// a session timeout from group.min.session.timeout.ms to
+// group.max.session.timeout.ms, 6s and 30m by default in Kafka, so no retry
+// of such a join can succeed.
+func describeJoinError(err error, sessionTimeout time.Duration) error {
+	if !errors.Is(err, kafka.InvalidSessionTimeout) {
+		return err
+	}
+	return fmt.Errorf("join consumer group: the broker rejected the session timeout %s (KAFKA_GROUP_SESSION_TIMEOUT in the connector); "+
+		"set it within the broker's group.min.session.timeout.ms and group.max.session.timeout.ms, 6s and 30m by default: %w", sessionTimeout, err)
 }
 
 // startGeneration starts the goroutines of one generation and returns. A batch

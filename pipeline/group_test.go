@@ -151,3 +151,26 @@ func TestPartitionBalancer(t *testing.T) {
 		}
 	}
 }
+
+// TestRunnerStopsOnInvalidSessionTimeout joins with a session timeout below
+// the broker's group.min.session.timeout.ms (6s in kfake, as in Kafka). The
+// join can never succeed, so Run must return an error that names the setting
+// instead of failing late or retrying forever.
+func TestRunnerStopsOnInvalidSessionTimeout(t *testing.T) {
+	for _, mode := range runnerModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			brokers := newBroker(t, 1)
+			cfg := mode.config(brokers)
+			cfg.SessionTimeout, cfg.HeartbeatInterval = 2*time.Second, 0
+
+			err := startRunner(t, cfg, &upper{}, newWriter(t, brokers)).wait(t)
+
+			if !errors.Is(err, kafka.InvalidSessionTimeout) {
+				t.Errorf("Run error %v, want one wrapping kafka.InvalidSessionTimeout", err)
+			}
+			if err == nil || !strings.Contains(err.Error(), "KAFKA_GROUP_SESSION_TIMEOUT") {
+				t.Errorf("Run error %v, want one naming KAFKA_GROUP_SESSION_TIMEOUT", err)
+			}
+		})
+	}
+}

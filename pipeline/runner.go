@@ -252,7 +252,7 @@ func (r *Runner) consumeReader(ctx context.Context) error {
 			return nil
 		}
 		if fetched.err != nil {
-			return fmt.Errorf("fetch messages: %w", fetched.err)
+			return fmt.Errorf("fetch messages: %w", describeJoinError(fetched.err, r.cfg.SessionTimeout))
 		}
 
 		if err := r.drainBatch(ctx, fetched.batch, commit); err != nil {

@@ -18,7 +18,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	flags := flag.NewFlagSet("demo", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	flags.StringVar(&opts.TenantDir, "tenant", "", "load the fake console's tenant from this folder (sensors.json, malops-inbox.json) instead of generating one")
+	flags.StringVar(&opts.TenantDir, "tenant", "", "load the fake console's tenant from this folder instead of generating one: sensors.json and malops-inbox.json, and optionally malops-v2.json, malware.json, policies.json, crimes-unified-MalopProcess.json, crimes-unified-MalopLogonSession.json, crimes/<guid>.json and details/<guid>.json")
 	flags.IntVar(&opts.Sensors, "sensors", opts.Sensors, "number of sensors in the generated tenant")
 	flags.IntVar(&opts.Malops, "malops", opts.Malops, "number of MalOps in the generated tenant")
 	flags.Int64Var(&opts.Seed, "seed", opts.Seed, "seed of the generated tenant")

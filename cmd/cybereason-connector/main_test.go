@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -49,6 +51,36 @@ func TestCommandExitCodes(t *testing.T) {
 			}
 			if !strings.Contains(stdout, tt.wantStdout) {
 				t.Errorf("stdout %q lacks %q", stdout, tt.wantStdout)
+			}
+			if !strings.Contains(stderr, tt.wantStderr) {
+				t.Errorf("stderr %q lacks %q", stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestDemoRejectsBadRecordsPath(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "existing.jsonl")
+	if err := os.WriteFile(existing, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		path       string
+		wantStderr string
+	}{
+		{"existing file", existing, "already exists"},
+		{"directory", dir, "is a directory"},
+		{"missing directory", filepath.Join(dir, "absent", "records.jsonl"), "does not exist"},
+		{"parent is a file", filepath.Join(existing, "records.jsonl"), "is not a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, nil, "demo", "--records", tt.path)
+
+			if code != exitUsage {
+				t.Errorf("exit code %d, want %d (stderr: %s)", code, exitUsage, stderr)
 			}
 			if !strings.Contains(stderr, tt.wantStderr) {
 				t.Errorf("stderr %q lacks %q", stderr, tt.wantStderr)

@@ -1,12 +1,14 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/oversoc/cybereason-connector/source/cybereason"
 	"github.com/oversoc/cybereason-connector/source/cybereason/cybereasontest"
 )
 
@@ -39,6 +41,16 @@ func (f *faultOptions) register(flags *flag.FlagSet) {
 	flags.IntVar(&f.truncate, "truncate", 0, "number of first successful /rest responses whose JSON body is cut in half")
 }
 
+// envelopeStatuses are the statuses of a failed query that a real console sends in a 200
+// envelope, as the client recognises them.
+var envelopeStatuses = []string{
+	cybereason.StatusFailure,
+	cybereason.StatusPartialSuccess,
+	cybereason.StatusQueryLimitCrossed,
+	cybereason.StatusTimeoutError,
+	cybereason.StatusNoServersConfigured,
+}
+
 // validate names every invalid fault flag.
 func (f faultOptions) validate() []error {
 	var errs []error
@@ -63,8 +75,9 @@ func (f faultOptions) validate() []error {
 	if f.failStatus < 400 || f.failStatus > 599 {
 		errs = append(errs, fmt.Errorf("--fail-status %d is not an error status; use 400 to 599", f.failStatus))
 	}
-	if f.envelopeStatus == "" {
-		errs = append(errs, errors.New("--envelope-status is empty"))
+	if !slices.Contains(envelopeStatuses, f.envelopeStatus) {
+		errs = append(errs, fmt.Errorf("--envelope-status %q is not a status the console sends; use %s",
+			f.envelopeStatus, strings.Join(envelopeStatuses, ", ")))
 	}
 	if f.totpSecret != "" {
 		if _, err := cybereasontest.TOTPCode(f.totpSecret, time.Now()); err != nil {

@@ -140,7 +140,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	flags.StringVar(&opts.addr, "addr", "127.0.0.1:8443", "address to listen on, host:port (port 0 picks a free port)")
 	flags.StringVar(&opts.user, "user", "", "user name the console accepts (required)")
 	flags.StringVar(&opts.password, "password", "", "password the console accepts (required)")
-	flags.StringVar(&opts.tenantDir, "tenant", "", "folder with sensors.json and malops-inbox.json (and optionally malops-v2.json, malware.json, policies.json, crimes-unified-*.json, crimes/ and details/) to serve, instead of a generated tenant")
+	flags.StringVar(&opts.tenantDir, "tenant", "", "folder with sensors.json and malops-inbox.json (and optionally malops-v2.json, malware.json, policies.json, crimes-unified-MalopProcess.json, crimes-unified-MalopLogonSession.json, crimes/<guid>.json and details/<guid>.json) to serve, instead of a generated tenant")
 	flags.IntVar(&opts.sensors, "sensors", 2000, "number of sensors of the generated tenant")
 	flags.IntVar(&opts.malops, "malops", 20, "number of MalOps of the generated tenant")
 	flags.Int64Var(&opts.seed, "seed", 1, "seed of the generated tenant; the same seed gives the same tenant")

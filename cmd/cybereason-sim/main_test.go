@@ -117,6 +117,9 @@ func TestRunRejectsInvalidFlags(t *testing.T) {
 		{"negative throttle", append([]string{"--throttle", "-1"}, required...), "--throttle -1 is negative"},
 		{"fail status not an error", append([]string{"--fail", "1", "--fail-status", "200"}, required...), "--fail-status 200"},
 		{"TOTP secret not base32", append([]string{"--totp-secret", "not-base32!"}, required...), "--totp-secret"},
+		{"unknown envelope status", append([]string{"--envelope-status", "BOGUS"}, required...), `--envelope-status "BOGUS" is not a status the console sends; use FAILURE, PARTIAL_SUCCESS`},
+		{"empty envelope status", append([]string{"--envelope-status", ""}, required...), "--envelope-status"},
+		{"lowercase envelope status", append([]string{"--envelope-status", "failure"}, required...), "is not a status the console sends"},
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {

@@ -139,6 +139,43 @@ func TestOverlaysBuild(t *testing.T) {
 	}
 }
 
+// TestPatchFilesDeleteOneObjectEach keeps every $patch: delete document in a
+// file of its own: kustomize v5.5, the one in kubectl v1.32, panics with a nil
+// pointer dereference on a patch file that contains two of them, while the
+// kustomize module that TestOverlaysBuild runs builds it.
+func TestPatchFilesDeleteOneObjectEach(t *testing.T) {
+	documentSeparator := regexp.MustCompile(`(?m)^---[ \t]*$`)
+	deletePatch := regexp.MustCompile(`(?m)^[ \t]*\$patch:[ \t]*delete[ \t]*$`)
+	files, err := filepath.Glob("*/*/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := filepath.Glob("*/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, more...)
+	if len(files) == 0 {
+		t.Fatal("no YAML files found")
+	}
+
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deletions := 0
+		for _, document := range documentSeparator.Split(string(data), -1) {
+			if deletePatch.MatchString(document) {
+				deletions++
+			}
+		}
+		if deletions > 1 {
+			t.Errorf("%s contains %d $patch: delete documents; put each one in a file of its own", file, deletions)
+		}
+	}
+}
+
 func TestProdRunsStagesApart(t *testing.T) {
 	m := build(t, "overlays/prod")
 	if len(m.deployments) != 3 {

@@ -166,6 +166,8 @@ func describe(err error) string {
 		kind = "password expired"
 	case errors.Is(err, cybereason.ErrCredentialsRejected):
 		kind = "credentials refused"
+	case errors.Is(err, cybereason.ErrLoginRedirectedAway):
+		kind = "wrong console URL"
 	case errors.Is(err, cybereason.ErrNotSupported):
 		kind = "API not supported by this console"
 	case errors.As(err, &status) && status.StatusCode == 403:

@@ -2,6 +2,8 @@ package connector_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +100,26 @@ func TestCheckMissingTopic(t *testing.T) {
 
 	if len(results) != 1 || results[0].OK || !strings.Contains(results[0].Detail, "absent.topic") {
 		t.Errorf("results %+v, want one failed kafka result naming absent.topic", results)
+	}
+}
+
+func TestCheckLoginRedirectedAway(t *testing.T) {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://"+r.Host+"/login.html", http.StatusMovedPermanently)
+	}))
+	defer server.Close()
+	cfg := testConfig(t, server.URL, cybereasontest.DefaultPassword, 1)
+
+	results := connector.Check(context.Background(), cfg, nil)
+
+	result, ok := resultsByName(results)["console login"]
+	if !ok {
+		t.Fatalf("no result for console login: %+v", results)
+	}
+	if !strings.HasPrefix(result.Detail, "wrong console URL") {
+		t.Errorf("console login: %q, want it to start with %q", result.Detail, "wrong console URL")
+	}
+	if !strings.Contains(result.Detail, "CYBEREASON_URL") {
+		t.Errorf("console login: %q does not name CYBEREASON_URL", result.Detail)
 	}
 }

@@ -323,14 +323,15 @@ func (s *Stages) RunPipeline(ctx context.Context) error {
 // the shutdown timeout, and a batch not done by then is consumed again at the
 // next start. Then the console session is closed and the writer flushes. A credential
 // refusal at start-up is returned at once, because retrying would only lock
-// the account.
+// the account, and so is a login redirected away from the console URL, because
+// only a change of CYBEREASON_URL fixes it.
 func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	if err := checkTopics(ctx, s.security, s.brokers, s.topics); err != nil {
 		return errors.Join(err, s.Close())
 	}
 	if s.Client != nil {
 		if err := s.Client.Login(ctx); err != nil {
-			if errors.Is(err, cybereason.ErrCredentialsRejected) {
+			if errors.Is(err, cybereason.ErrCredentialsRejected) || errors.Is(err, cybereason.ErrLoginRedirectedAway) {
 				return errors.Join(err, s.closeWriter())
 			}
 			s.logger.Error("first login failed; the scheduled collections will try again", "error", err)

@@ -17,6 +17,7 @@ func TestDescribeNamesTheKind(t *testing.T) {
 		{fmt.Errorf("log in: %w", cybereason.ErrCredentialsRejected), "credentials refused: "},
 		{fmt.Errorf("log in: %w", cybereason.ErrTOTPRequired), "TOTP needed: "},
 		{fmt.Errorf("log in: %w", cybereason.ErrPasswordExpired), "password expired: "},
+		{fmt.Errorf("log in: %w", cybereason.ErrLoginRedirectedAway), "wrong console URL: "},
 		{fmt.Errorf("malops: %w", cybereason.ErrNotSupported), "API not supported by this console: "},
 		{&cybereason.StatusError{StatusCode: 403, Endpoint: "POST /rest/malware/query"}, "role missing: "},
 		{&cybereason.StatusError{StatusCode: 429, Endpoint: "POST /rest/sensors/query"}, "throttled by the console: "},

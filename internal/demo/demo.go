@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -161,8 +162,9 @@ func runCycle(ctx context.Context, cycle int, stages *connector.Stages, cfg *con
 
 	after := snapshot(stages)
 	fmt.Fprintf(out, "\nCycle %d\n", cycle)
-	fmt.Fprintf(out, "  source  published %s (%s), %s from %s (window %s to %s), %s and %s\n",
-		plural(inventory.Sensors, "sensor"), plural(inventory.Pages, "page"), plural(malops.Malops, "MalOp"), malops.API,
+	fmt.Fprintf(out, "  source  published %s (%s) and %s, %s from %s (window %s to %s), %s and %s\n",
+		plural(inventory.Sensors, "sensor"), plural(inventory.Pages, "page"), plural(inventory.EndEvents, "inventory end event"),
+		plural(malops.Malops, "MalOp"), malops.API,
 		malops.From.UTC().Format(time.RFC3339), malops.To.UTC().Format(time.RFC3339),
 		plural(malware.Alerts, "malware alert"), plural(policies, "policy"))
 	after.printDelta(out, before)
@@ -204,21 +206,39 @@ func (o Options) Validate() error {
 	return checkRecordsFile(o.RecordsFile)
 }
 
-// checkRecordsFile rejects a records file that already exists. The demo only
-// creates files: the process may run as root, which ignores read-only bits,
-// and a mistyped path must not destroy someone's data.
+// checkRecordsFile rejects a records file that already exists, a directory,
+// and a path whose parent is missing or not a directory, so that a bad path
+// fails before the cycles run. The demo only creates files: the process may run as
+// root, which ignores read-only bits, and a mistyped path must not destroy
+// someone's data.
 func checkRecordsFile(path string) error {
 	if path == "" {
 		return nil
 	}
-	_, err := os.Lstat(path)
+
+	info, err := os.Lstat(path)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
+	case err == nil && info.IsDir():
+		return fmt.Errorf("invalid demo options: records file %s is a directory; give the path of a new file", path)
+	case err == nil:
+		return fmt.Errorf("invalid demo options: records file %s already exists; remove it or choose another path", path)
+	}
+
+	// The parent is checked before the Lstat error is reported, because a parent
+	// that is a file makes Lstat fail with ENOTDIR.
+	parent := filepath.Dir(path)
+	parentInfo, parentErr := os.Stat(parent)
+	switch {
+	case errors.Is(parentErr, fs.ErrNotExist):
+		return fmt.Errorf("invalid demo options: records file %s: directory %s does not exist; create it or choose another path", path, parent)
+	case parentErr != nil:
+		return fmt.Errorf("invalid demo options: records file %s: %w", path, parentErr)
+	case !parentInfo.IsDir():
+		return fmt.Errorf("invalid demo options: records file %s: %s is not a directory", path, parent)
+	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("invalid demo options: records file: %w", err)
 	}
-	return fmt.Errorf("invalid demo options: records file %s already exists; remove it or choose another path", path)
+	return nil
 }
 
 func plural(n int, noun string) string {

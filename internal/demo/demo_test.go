@@ -43,6 +43,11 @@ func TestDemoGeneratedTenant(t *testing.T) {
 		}
 	}
 
+	// Each cycle's source, enrich and dedupe lines count one end event per partition apart.
+	if got := strings.Count(output, " 2 inventory end events"); got != 6 {
+		t.Errorf("output names %q %d times, want 6:\n%s", "2 inventory end events", got, output)
+	}
+
 	validateAll(t, records)
 	assertNoDuplicateIDs(t, records)
 
@@ -198,7 +203,9 @@ func TestDemoRejectsBadOptions(t *testing.T) {
 		{"no timeout", func(o *Options) { o.Timeout = 0 }, "timeout"},
 		{"missing tenant folder", func(o *Options) { o.TenantDir = filepath.Join(t.TempDir(), "absent") }, "absent"},
 		{"read-only records file", func(o *Options) { o.RecordsFile = readOnlyFile(t) }, "already exists"},
-		{"records file is a folder", func(o *Options) { o.RecordsFile = t.TempDir() }, "already exists"},
+		{"records file is a folder", func(o *Options) { o.RecordsFile = t.TempDir() }, "is a directory"},
+		{"records folder missing", func(o *Options) { o.RecordsFile = filepath.Join(t.TempDir(), "absent", "records.jsonl") }, "does not exist"},
+		{"records parent is a file", func(o *Options) { o.RecordsFile = filepath.Join(readOnlyFile(t), "records.jsonl") }, "is not a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

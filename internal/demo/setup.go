@@ -100,32 +100,56 @@ func randomPassword() (string, error) {
 
 // counters is a snapshot of every stage's counters.
 type counters struct {
-	enrichConsumed, enrichProduced, enrichDeadLettered int64
-	dedupeConsumed, dedupeForwarded, dedupeUnchanged   int64
-	dedupeRemoved, dedupeSecurityStates                int64
+	enrichConsumed, enrichProduced, enrichDeadLettered, enrichInventoryEnds int64
+	dedupeConsumed, dedupeForwarded, dedupeUnchanged, dedupeInventoryEnds   int64
+	dedupeRemoved, dedupeSecurityStates                                     int64
 }
 
 func snapshot(stages *connector.Stages) counters {
-	enrich := stages.EnrichRunner.Stats()
+	enrichRunner := stages.EnrichRunner.Stats()
+	enrich := stages.Enrich.Stats()
 	dedupeRunner := stages.DedupeRunner.Stats()
 	dedupe := stages.Dedupe.Stats()
 	return counters{
-		enrichConsumed:       enrich.Consumed,
-		enrichProduced:       enrich.Produced,
-		enrichDeadLettered:   enrich.DeadLettered,
+		enrichConsumed:       enrichRunner.Consumed,
+		enrichProduced:       enrichRunner.Produced,
+		enrichDeadLettered:   enrichRunner.DeadLettered,
+		enrichInventoryEnds:  enrich.InventoryEnds,
 		dedupeConsumed:       dedupeRunner.Consumed,
 		dedupeForwarded:      dedupe.Forwarded,
 		dedupeUnchanged:      dedupe.Unchanged,
+		dedupeInventoryEnds:  dedupe.InventoryEnds + dedupe.IncompleteInventories + dedupe.ReplayedInventoryEnds + dedupe.InvalidInventoryEnds,
 		dedupeRemoved:        dedupe.Removed,
 		dedupeSecurityStates: dedupe.SecurityStates,
 	}
 }
 
+// printDelta prints what each stage did since before. Inventory end events are
+// counted apart from records, and dedupe's removed records and their
+// tombstones apart from the records it republished, so that each line adds up.
 func (c counters) printDelta(out io.Writer, before counters) {
-	fmt.Fprintf(out, "  enrich  consumed %d raw events, produced %d OverSOC records, dead-lettered %d\n",
-		c.enrichConsumed-before.enrichConsumed, c.enrichProduced-before.enrichProduced, c.enrichDeadLettered-before.enrichDeadLettered)
-	fmt.Fprintf(out, "  dedupe  consumed %d records, republished %d changed, dropped %d unchanged\n",
-		c.dedupeConsumed-before.dedupeConsumed, c.dedupeForwarded-before.dedupeForwarded, c.dedupeUnchanged-before.dedupeUnchanged)
-	fmt.Fprintf(out, "          removed %d assets (each with a tombstone), published %d security-state changes\n",
-		c.dedupeRemoved-before.dedupeRemoved, c.dedupeSecurityStates-before.dedupeSecurityStates)
+	d := c.minus(before)
+	fmt.Fprintf(out, "  enrich  consumed %d raw events, produced %d OverSOC records and %s, dead-lettered %d\n",
+		d.enrichConsumed, d.enrichProduced-d.enrichInventoryEnds, plural(int(d.enrichInventoryEnds), "inventory end event"), d.enrichDeadLettered)
+	fmt.Fprintf(out, "  dedupe  consumed %d records and %s, republished %d changed, dropped %d unchanged\n",
+		d.dedupeConsumed-d.dedupeInventoryEnds, plural(int(d.dedupeInventoryEnds), "inventory end event"),
+		d.dedupeForwarded-2*d.dedupeRemoved, d.dedupeUnchanged)
+	fmt.Fprintf(out, "          removed %s (each a removed record and a tombstone), published %d security-state changes\n",
+		plural(int(d.dedupeRemoved), "asset"), d.dedupeSecurityStates)
+}
+
+// minus returns the counters of c less those of before.
+func (c counters) minus(before counters) counters {
+	return counters{
+		enrichConsumed:       c.enrichConsumed - before.enrichConsumed,
+		enrichProduced:       c.enrichProduced - before.enrichProduced,
+		enrichDeadLettered:   c.enrichDeadLettered - before.enrichDeadLettered,
+		enrichInventoryEnds:  c.enrichInventoryEnds - before.enrichInventoryEnds,
+		dedupeConsumed:       c.dedupeConsumed - before.dedupeConsumed,
+		dedupeForwarded:      c.dedupeForwarded - before.dedupeForwarded,
+		dedupeUnchanged:      c.dedupeUnchanged - before.dedupeUnchanged,
+		dedupeInventoryEnds:  c.dedupeInventoryEnds - before.dedupeInventoryEnds,
+		dedupeRemoved:        c.dedupeRemoved - before.dedupeRemoved,
+		dedupeSecurityStates: c.dedupeSecurityStates - before.dedupeSecurityStates,
+	}
 }

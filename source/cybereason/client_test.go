@@ -157,24 +157,30 @@ func TestLoginJudgesRedirectTarget(t *testing.T) {
 		body      string
 		wantError string // "" for success
 		rejected  bool
+		wrongURL  bool // a redirect away from the console URL
 	}{
-		{"success", http.StatusFound, "/#/current?", "", "", false},
-		{"back to the login page", http.StatusFound, "/login.html", "", "redirected to /login.html", true},
-		{"absolute error URL", http.StatusFound, "https://acme.example/login.html?error=1", "", "error=1", true},
-		{"error URL with a session id", http.StatusFound, "/login.html;jsessionid=" + sessionValue + "?error", "", "/login.html;jsessionid=REDACTED?error", true},
-		{"password reset", http.StatusFound, "/reset.html", "", "password has expired", true},
-		{"redirect without Location", http.StatusFound, "", "", "without a Location", false},
-		{"login page by title", http.StatusOK, "", "<html><title>Cybereason | Login</title></html>", "login page", true},
-		{"two-factor prompt without a TOTP secret", http.StatusOK, "", "<p>Two factor authentication</p>", "CYBEREASON_TOTP_SECRET", true},
-		{"unrelated page", http.StatusOK, "", "<html>hello</html>", "without a redirect", false},
-		{"server error", http.StatusInternalServerError, "", "boom", "500 Internal Server Error", false},
+		{"success", http.StatusFound, "/#/current?", "", "", false, false},
+		{"back to the login page", http.StatusFound, "/login.html", "", "redirected to /login.html", true, false},
+		{"absolute error URL", http.StatusFound, originMark + "/login.html?error=1", "", "error=1", true, false},
+		{"permanent redirect to the login page", http.StatusMovedPermanently, "/login.html", "", "CYBEREASON_URL", false, true},
+		{"permanent redirect 308 to the console", http.StatusPermanentRedirect, "/#/current?", "", "308 Permanent Redirect", false, true},
+		{"login page on another host", http.StatusFound, "https://acme.example/login.html?error=1", "", "another origin", false, true},
+		{"login page with another scheme", http.StatusFound, "https://" + originHostMark + "/login.html?error", "", "another origin", false, true},
+		{"console on another port", http.StatusFound, "http://127.0.0.1:1/#/current?", "", "CYBEREASON_URL", false, true},
+		{"error URL with a session id", http.StatusFound, "/login.html;jsessionid=" + sessionValue + "?error", "", "/login.html;jsessionid=REDACTED?error", true, false},
+		{"password reset", http.StatusFound, "/reset.html", "", "password has expired", true, false},
+		{"redirect without Location", http.StatusFound, "", "", "without a Location", false, false},
+		{"login page by title", http.StatusOK, "", "<html><title>Cybereason | Login</title></html>", "login page", true, false},
+		{"two-factor prompt without a TOTP secret", http.StatusOK, "", "<p>Two factor authentication</p>", "CYBEREASON_TOTP_SECRET", true, false},
+		{"unrelated page", http.StatusOK, "", "<html>hello</html>", "is the console's", false, false},
+		{"server error", http.StatusInternalServerError, "", "boom", "500 Internal Server Error", false, false},
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
 			server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: sessionValue, Path: "/"})
 				if test.location != "" {
-					w.Header().Set("Location", test.location)
+					w.Header().Set("Location", strings.NewReplacer(originMark, "http://"+r.Host, originHostMark, r.Host).Replace(test.location))
 				}
 				w.Header().Set("Content-Type", "text/html")
 				w.WriteHeader(test.status)
@@ -197,12 +203,22 @@ func TestLoginJudgesRedirectTarget(t *testing.T) {
 			if errors.Is(err, cybereason.ErrCredentialsRejected) != test.rejected {
 				t.Errorf("errors.Is(err, ErrCredentialsRejected) = %t, want %t", !test.rejected, test.rejected)
 			}
+			if errors.Is(err, cybereason.ErrLoginRedirectedAway) != test.wrongURL {
+				t.Errorf("errors.Is(err, ErrLoginRedirectedAway) = %t, want %t", !test.wrongURL, test.wrongURL)
+			}
 			if strings.Contains(err.Error(), sessionValue) {
 				t.Errorf("error %q contains the session id", err)
 			}
 		})
 	}
 }
+
+// Marks in a Location of TestLoginJudgesRedirectTarget that the test server replaces by its
+// own origin and host.
+const (
+	originMark     = "{origin}"
+	originHostMark = "{host}"
+)
 
 // sessionValue is the JSESSIONID that the hand-written consoles of these tests set.
 const sessionValue = "0123456789ABCDEF0123456789ABCDEF"

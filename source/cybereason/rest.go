@@ -279,7 +279,7 @@ func describeTransportError(ctx context.Context, err error, timeout time.Duratio
 // describeTimeout names the per-request timeout when a request ran out of time.
 func describeTimeout(ctx context.Context, err error, timeout time.Duration) error {
 	if errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("timed out (the per-request Timeout is %s): %w", timeout, err)
+		return fmt.Errorf("timed out after %s, the request timeout (CYBEREASON_REQUEST_TIMEOUT in the connector): %w", timeout, err)
 	}
 	return err
 }

@@ -32,6 +32,10 @@ var ErrCredentialsRejected = errors.New("console rejected the credentials")
 
 // Login failures that need a change of the account or of the configuration.
 var (
+	// ErrLoginRedirectedAway is a login answered with a permanent redirect or a redirect to
+	// another origin than the console URL. It does not match ErrCredentialsRejected, because
+	// the console URL is wrong, not the credentials.
+	ErrLoginRedirectedAway = errors.New("login redirected away from the console URL")
 	// ErrTOTPRequired is a two-factor login without a configured TOTP secret.
 	ErrTOTPRequired error = &loginRejection{"the account requires two-factor authentication: set " +
 		"CYBEREASON_TOTP_SECRET (or CYBEREASON_TOTP_SECRET_FILE) to its TOTP secret, or use an API user " +
@@ -276,7 +280,7 @@ func (c *Client) postLoginForm(ctx context.Context) (loginStep, error) {
 func (c *Client) checkLoginResponse(resp *http.Response) (loginStep, error) {
 	if isRedirect(resp.StatusCode) {
 		location := resp.Header.Get("Location")
-		if err := c.checkLoginRedirect(loginPath, location); err != nil {
+		if err := c.checkLoginRedirect(loginPath, resp.StatusCode, location); err != nil {
 			return loginStep{}, err
 		}
 		cookies, err := sessionCookies(resp, loginPath, "a redirect to "+location, nil)
@@ -300,8 +304,8 @@ func (c *Client) checkLoginResponse(resp *http.Response) (loginStep, error) {
 	case isLoginPage(page):
 		return loginStep{}, fmt.Errorf("%w for user %q: POST %s returned the login page again", ErrCredentialsRejected, c.username, loginPath)
 	}
-	return loginStep{}, fmt.Errorf("POST %s returned 200 %s without a redirect; expected a 302 to the console (is BaseURL the console?)",
-		loginPath, resp.Header.Get("Content-Type"))
+	return loginStep{}, fmt.Errorf("POST %s returned 200 %s without a redirect, but a console answers a login with a 302; "+
+		"check that the console URL %s (CYBEREASON_URL in the connector) is the console's", loginPath, resp.Header.Get("Content-Type"), c.baseURL)
 }
 
 // readLoginPage reads the start of an HTML response to a login step.
@@ -313,19 +317,75 @@ func (c *Client) readLoginPage(resp *http.Response, endpoint string) (string, er
 	return string(body), nil
 }
 
-// checkLoginRedirect judges the redirect target of a login step: a password reset page, the login
-// page or an error URL fail, and any other target is the console.
-func (c *Client) checkLoginRedirect(endpoint, location string) error {
+// checkLoginRedirect judges the redirect target of a login step. A permanent redirect or one to
+// another origin than the console URL fails with ErrLoginRedirectedAway, because the console
+// URL is wrong. A password reset page, the login page or an error URL fail as rejected
+// credentials, and any other target is the console.
+func (c *Client) checkLoginRedirect(endpoint string, status int, location string) error {
+	if location == "" {
+		return fmt.Errorf("POST %s returned a redirect without a Location header", endpoint)
+	}
+	if err := c.checkRedirectOrigin(endpoint, status, location); err != nil {
+		return err
+	}
+
 	lower := strings.ToLower(location)
 	switch {
-	case location == "":
-		return fmt.Errorf("POST %s returned a redirect without a Location header", endpoint)
 	case strings.Contains(lower, "reset"):
 		return fmt.Errorf("%w (user %q, redirected to %s)", ErrPasswordExpired, c.username, redactSessionID(location))
 	case isLoginLocation(location) || strings.Contains(lower, "error"):
 		return fmt.Errorf("%w for user %q (redirected to %s)", ErrCredentialsRejected, c.username, redactSessionID(location))
 	}
 	return nil
+}
+
+// checkRedirectOrigin fails a permanent redirect (301 or 308) and a redirect to another scheme,
+// host or port than the console URL. The console answers a login with a 302 on its own origin,
+// so either one means that the console URL points at a proxy or at the wrong address.
+func (c *Client) checkRedirectOrigin(endpoint string, status int, location string) error {
+	base, err := url.Parse(c.baseURL)
+	if err != nil {
+		return fmt.Errorf("parse the console URL %q: %w", c.baseURL, err)
+	}
+	target, err := base.Parse(location)
+	if err != nil {
+		return fmt.Errorf("POST %s returned a redirect to an invalid Location %q: %w", endpoint, redactSessionID(location), err)
+	}
+
+	var problem string
+	switch {
+	case !sameOrigin(base, target):
+		problem = "another origin than"
+	case status == http.StatusMovedPermanently || status == http.StatusPermanentRedirect:
+		problem = "a permanent redirect away from"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: POST %s returned %d %s with Location %s, %s the console URL %s; "+
+		"check the scheme, host and port of the console URL (CYBEREASON_URL in the connector)",
+		ErrLoginRedirectedAway, endpoint, status, http.StatusText(status), redactSessionID(location), problem, c.baseURL)
+}
+
+// sameOrigin reports whether two absolute URLs have the same scheme, host and port, taking the
+// default port of http and https into account.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) &&
+		strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		originPort(a) == originPort(b)
+}
+
+// originPort returns the port of u, or the default port of its scheme.
+func originPort(u *url.URL) string {
+	if port := u.Port(); port != "" {
+		return port
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return "443"
+	case "http":
+		return "80"
+	}
+	return ""
 }
 
 // isTwoFactorPrompt reports whether an HTML body is the console's prompt for a TOTP code.

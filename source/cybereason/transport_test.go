@@ -298,8 +298,11 @@ func TestSlowConsoleTimesOut(t *testing.T) {
 
 	err := client.Login(context.Background())
 
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timed out") {
-		t.Errorf("Login error %v, want a timeout naming the per-request Timeout", err)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Login error %v, want one wrapping context.DeadlineExceeded", err)
+	}
+	if !strings.Contains(err.Error(), "timed out after 50ms") || !strings.Contains(err.Error(), "CYBEREASON_REQUEST_TIMEOUT") {
+		t.Errorf("Login error %v, want a timeout naming 50ms and CYBEREASON_REQUEST_TIMEOUT", err)
 	}
 	if recorded := waits.recorded(); len(recorded) != 0 {
 		t.Errorf("client retried a timeout after %v", recorded)

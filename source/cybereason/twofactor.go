@@ -64,8 +64,8 @@ func (c *Client) completeTwoFactor(ctx context.Context, cookies []*http.Cookie) 
 func (c *Client) checkTwoFactorResponse(resp *http.Response, cookies []*http.Cookie) ([]*http.Cookie, error) {
 	if isRedirect(resp.StatusCode) {
 		location := resp.Header.Get("Location")
-		if err := c.checkLoginRedirect(twoFactorPath, location); err != nil {
-			if errors.Is(err, ErrPasswordExpired) {
+		if err := c.checkLoginRedirect(twoFactorPath, resp.StatusCode, location); err != nil {
+			if errors.Is(err, ErrPasswordExpired) || errors.Is(err, ErrLoginRedirectedAway) {
 				return nil, err
 			}
 			return nil, fmt.Errorf("%w for user %q: %w (redirected to %s)", ErrCredentialsRejected, c.username, errTOTPCodeRejected, redactSessionID(location))
