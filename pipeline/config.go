@@ -182,7 +182,8 @@ func readerConfig(cfg RunnerConfig, logger *slog.Logger) kafka.ReaderConfig {
 }
 
 // readerErrorLogger logs the errors of a kafka-go reader at warning level,
-// except fetch timeouts. kafka-go v0.4.51 sets a fetch's read deadline to
+// except fetch timeouts of a partition. Timeouts of the group's join and sync
+// requests stay warnings. kafka-go v0.4.51 sets a fetch's read deadline to
 // MaxWait and asks the broker to answer a little earlier; on a loaded host the
 // answer can come after the deadline. The reader then closes the connection
 // and fetches again on a new one, so nothing is lost, and the error is logged
@@ -191,7 +192,7 @@ func readerErrorLogger(logger *slog.Logger, attrs ...any) kafka.Logger {
 	return kafka.LoggerFunc(func(format string, args ...any) {
 		message := fmt.Sprintf(format, args...)
 		level := slog.LevelWarn
-		if strings.HasSuffix(message, "i/o timeout") {
+		if strings.HasPrefix(message, "the kafka reader got an unknown error reading partition") && strings.HasSuffix(message, "i/o timeout") {
 			level = slog.LevelDebug
 		}
 		logger.Log(context.Background(), level, message, append([]any{"component", "kafka-go reader"}, attrs...)...)

@@ -15,6 +15,8 @@ func TestReaderErrorLoggerLevels(t *testing.T) {
 	}{
 		{"fetch timeout", "the kafka reader got an unknown error reading partition %d of %s at offset %d: %s",
 			[]any{0, "t", 5, "read tcp 127.0.0.1:1->127.0.0.1:2: i/o timeout"}, "DEBUG"},
+		{"group sync timeout", "Failed to sync group %s: %v",
+			[]any{"g", "read tcp 127.0.0.1:1->127.0.0.1:2: i/o timeout"}, "WARN"},
 		{"other error", "the kafka reader got an unknown error reading partition %d of %s at offset %d: %s",
 			[]any{0, "t", 5, "unexpected EOF"}, "WARN"},
 	}
