@@ -205,6 +205,10 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 		RebalanceTimeout: cfg.Kafka.GroupRebalanceTimeout,
 		Topics:           []string{cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.RawMalops, cfg.Kafka.Topics.RawMalware},
 		DrainTimeout:     cfg.ShutdownTimeout,
+		// The ConsumerGroup mode reads each assigned partition with its own
+		// reader. kafka-go's group Reader once stopped fetching for minutes
+		// after its members were killed, on a loaded host; this mode went on.
+		TrackAssignments: true,
 		StartCheck: func(ctx context.Context) error {
 			return checkCopartitioned(ctx, s.security, cfg.Kafka.Brokers, cfg.Kafka.Topics.RawSensors, cfg.Kafka.Topics.NormalizedAssets)
 		},

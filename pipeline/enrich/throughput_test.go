@@ -60,7 +60,7 @@ func BenchmarkEnrichThroughput(b *testing.B) {
 			return nil, nil, err
 		}
 		runner, err := pipeline.NewRunner(pipeline.RunnerConfig{
-			Name: "enrich", Brokers: brokers, GroupID: group, Topics: inputs,
+			Name: "enrich", Brokers: brokers, GroupID: group, Topics: inputs, TrackAssignments: true,
 		}, stage, writer, nil)
 		if err != nil {
 			writer.Close()
