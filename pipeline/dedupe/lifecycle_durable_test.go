@@ -182,3 +182,36 @@ func TestDurableDeadLettersMalformedEndEvent(t *testing.T) {
 		t.Errorf("%d asset records, want the 2 of the first inventory", got)
 	}
 }
+
+// TestDurableReplayAfterRemovalAddsNothing removes an asset, then starts a
+// new instance in another consumer group, which reads the whole input again.
+// The removal's last records point at the input offset of an inventory end
+// event, whose key is not the asset's. The restored state must still drop
+// every replayed record and end event, so the output gains nothing.
+func TestDurableReplayAfterRemovalAddsNothing(t *testing.T) {
+	brokers := newLifecycleBroker(t)
+	cfg := lifecycleInstance(t)
+
+	first := startInstance(t, brokers, cfg)
+	produceInventory(t, brokers, 1, []string{"a", "b"}, 2, true)
+	produceInventory(t, brokers, 2, []string{"b"}, 1, true)
+	waitCaughtUp(t, brokers, "dedupe")
+	first.stop(t)
+	if removed := removedKeys(t, brokers); !slices.Equal(removed, []string{assetUID("a")}) {
+		t.Fatalf("second inventory removed %v, want a", removed)
+	}
+	before := len(kafkatest.ReadAll(t, brokers, assetsOut))
+
+	replay := lifecycleInstance(t)
+	replay.group = "dedupe-replay"
+	second := startInstance(t, brokers, replay)
+	waitCaughtUp(t, brokers, replay.group)
+	second.stop(t)
+
+	if after := len(kafkatest.ReadAll(t, brokers, assetsOut)); after != before {
+		t.Errorf("the replay added %d records to %s, want none", after-before, assetsOut)
+	}
+	if removed := removedKeys(t, brokers); !slices.Equal(removed, []string{assetUID("a")}) {
+		t.Errorf("removed %v after the replay, want a once", removed)
+	}
+}

@@ -11,6 +11,14 @@ import (
 	"github.com/oversoc/cybereason-connector/source/inventory"
 )
 
+// The ce_id of a removed record and of its tombstone is the key, one of these
+// markers and the inventory's start time. Restore uses them to tell the
+// records whose input offset is that of an inventory end event.
+const (
+	removedIDMarker   = "#removed-"
+	tombstoneIDMarker = "#tombstone-"
+)
+
 // processInventoryEnd applies an inventory end event to the assets of its
 // partition and returns the removed records and tombstones of the assets that
 // were missing from MissedInventories complete inventories in a row.
@@ -134,7 +142,7 @@ func (s *Stage) removal(at topicPartition, key string, snapshot *schemas.Asset, 
 	removed.SchemaVersion = schemas.Version
 	removed.Time = end.StartTime
 	removed.Metadata.ProcessedTime = now.UnixMilli()
-	removed.Metadata.UID = fmt.Sprintf("%s#removed-%d", key, end.StartTime)
+	removed.Metadata.UID = fmt.Sprintf("%s%s%d", key, removedIDMarker, end.StartTime)
 	managed := false
 	removed.Device.IsManaged = &managed
 	removed.Protection.LifecycleState = schemas.LifecycleRemoved
@@ -166,7 +174,7 @@ func (s *Stage) removal(at topicPartition, key string, snapshot *schemas.Asset, 
 	}
 	tombstone := kafka.Message{
 		Topic: at.topic, Partition: at.partition, Key: []byte(key), Time: now,
-		Headers: recordHeaders(msg.Headers, fmt.Sprintf("%s#tombstone-%d", key, end.StartTime), schemas.KindAsset, key, false),
+		Headers: recordHeaders(msg.Headers, fmt.Sprintf("%s%s%d", key, tombstoneIDMarker, end.StartTime), schemas.KindAsset, key, false),
 	}
 	if len(s.brokers) > 0 {
 		record.Headers = withInputOffset(record.Headers, msg.Offset)

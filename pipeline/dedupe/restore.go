@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -25,6 +26,9 @@ type restoredKey struct {
 	// snapshot is the key's last record, decoded, on the asset route with
 	// the asset features on; nil otherwise and after a tombstone.
 	snapshot *schemas.Asset
+	// removal is set when the key's last record is a removed record or its
+	// tombstone, whose input offset is that of an inventory end event.
+	removal bool
 }
 
 // Restore rebuilds the state of input topic's partition from the output
@@ -124,8 +128,9 @@ func (s *Stage) drop(at topicPartition) {
 
 // checkInputOffsets reports whether the HeaderInputOffset values in keys
 // are offsets of the input partition as it is now. It reads the input record
-// at the highest such offset below inputEnd and compares its key with the key
-// of the output record that carries the offset. Another key, or no record at
+// at the highest such offset below inputEnd, leaving out removals, and
+// compares its key with the key of the output record that carries the
+// offset. Another key, or no record at
 // that offset (deleted or compacted away), means the offsets cannot be
 // trusted, and the caller then forwards replayed records instead of dropping
 // them: a duplicate at worst, never a loss.
@@ -133,6 +138,11 @@ func (s *Stage) checkInputOffsets(ctx context.Context, topic string, partition i
 	var key string
 	offset := int64(-1)
 	for k, restored := range keys {
+		// The input record of a removal is an inventory end event, whose
+		// key is the inventory's and not the asset's.
+		if restored.removal {
+			continue
+		}
 		if restored.published > offset && restored.published < inputEnd {
 			key, offset = k, restored.published
 		}
@@ -211,6 +221,9 @@ func (s *Stage) restoreRecord(keys map[string]restoredKey, in string, msg kafka.
 	}
 	key := string(msg.Key)
 	restored := restoredKey{emitted: msg.Time, published: inputOffset(msg), eventTime: recordTime(msg.Headers)}
+	if id, ok := sink.HeaderValue(msg.Headers, sink.HeaderID); ok {
+		restored.removal = strings.Contains(id, removedIDMarker) || strings.Contains(id, tombstoneIDMarker)
+	}
 	if msg.Value == nil {
 		keys[key] = restored
 		return
