@@ -100,11 +100,11 @@ func waitForKillPoint(t *testing.T, broker *embeddedkafka.Broker, rng *rand.Rand
 	pages := int64(1 + rng.IntN(conservationSensors/conservationPageSize-1))
 	start := messageCount(broker, topic)
 
-	// NOTE: a kill while enrich's consumer group was still joining once left
-	// the next instance's enrich group holding part of its partitions, with
-	// no rebalance for minutes, on kfake. Until that is understood, the kill
-	// waits for both groups to have assignments, so kills during a join are
-	// not covered.
+	// NOTE: twice in about a dozen loaded runs, a kill while enrich's
+	// consumer group was still joining left the next instance's enrich group
+	// holding part of its partitions, with no rebalance for minutes, on
+	// kfake. Until that is understood, the kill waits for both groups to have
+	// assignments, so kills during a join are not covered.
 	waitUntil(t, "both stages to have partitions assigned", func() bool {
 		return logContainsAll(t, process.logPath,
 			`"msg":"partitions assigned","stage":"enrich"`, `"msg":"partitions assigned","stage":"dedupe"`)
