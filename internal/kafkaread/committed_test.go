@@ -11,7 +11,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
 	"github.com/oversoc/cybereason-connector/internal/kafkaread"
@@ -19,41 +18,14 @@ import (
 )
 
 // produceTransaction writes one record per key to partition 0 of topic in
-// one transaction of a franz-go transactional producer, then commits or
-// aborts it. The broker appends the commit or abort marker after the
-// records, so the partition ends in a control record that no consumer
-// receives.
+// one transaction, then commits or aborts it.
 func produceTransaction(t *testing.T, brokers []string, topic string, commit bool, keys ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), kafkatest.Timeout)
-	defer cancel()
-	client, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.TransactionalID("scan-test"),
-		kgo.DefaultProduceTopic(topic),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)
-	if err != nil {
-		t.Fatalf("new transactional producer: %v", err)
-	}
-	defer client.Close()
-
-	if err := client.BeginTransaction(); err != nil {
-		t.Fatalf("begin transaction: %v", err)
-	}
+	records := make([]kafka.Message, 0, len(keys))
 	for _, key := range keys {
-		rec := &kgo.Record{Key: []byte(key), Value: []byte("value of " + key), Partition: 0}
-		if err := client.ProduceSync(ctx, rec).FirstErr(); err != nil {
-			t.Fatalf("produce %s in a transaction: %v", key, err)
-		}
+		records = append(records, kafka.Message{Key: []byte(key), Value: []byte("value of " + key)})
 	}
-	end := kgo.TryAbort
-	if commit {
-		end = kgo.TryCommit
-	}
-	if err := client.EndTransaction(ctx, end); err != nil {
-		t.Fatalf("end transaction (commit %t): %v", commit, err)
-	}
+	kafkatest.ProduceTransaction(t, brokers, topic, "scan-test", commit, records...)
 }
 
 // TestScanEndsAtTransactionMarker scans topics whose partition ends in a

@@ -4,50 +4,22 @@ import (
 	"context"
 	"testing"
 
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/oversoc/cybereason-connector/internal/embeddedkafka"
 	"github.com/oversoc/cybereason-connector/internal/kafkatest"
 	"github.com/oversoc/cybereason-connector/pipeline/dedupe"
 )
 
-// produceTransaction writes one record per key=value pair to partition 0 of
-// topic in one transaction of a franz-go transactional producer, then
-// commits or aborts it. The broker appends the commit or abort marker after
-// the records, so the partition ends in a control record that no consumer
-// receives.
+// produceTransaction writes a record per (key, value) pair to partition 0
+// of topic in one transaction, then commits or aborts it.
 func produceTransaction(t *testing.T, brokers []string, topic string, commit bool, pairs ...[2]string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), kafkatest.Timeout)
-	defer cancel()
-	client, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.TransactionalID("restore-test"),
-		kgo.DefaultProduceTopic(topic),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)
-	if err != nil {
-		t.Fatalf("new transactional producer: %v", err)
-	}
-	defer client.Close()
-
-	if err := client.BeginTransaction(); err != nil {
-		t.Fatalf("begin transaction: %v", err)
-	}
+	records := make([]kafka.Message, 0, len(pairs))
 	for _, p := range pairs {
-		msg := record(topic, p[0], p[1])
-		rec := &kgo.Record{Key: msg.Key, Value: msg.Value, Partition: 0}
-		if err := client.ProduceSync(ctx, rec).FirstErr(); err != nil {
-			t.Fatalf("produce %s=%s in a transaction: %v", p[0], p[1], err)
-		}
+		records = append(records, record(topic, p[0], p[1]))
 	}
-	end := kgo.TryAbort
-	if commit {
-		end = kgo.TryCommit
-	}
-	if err := client.EndTransaction(ctx, end); err != nil {
-		t.Fatalf("end transaction (commit %t): %v", commit, err)
-	}
+	kafkatest.ProduceTransaction(t, brokers, topic, "restore-test", commit, records...)
 }
 
 // TestRestoreEndsAtTransactionMarker restores output partitions whose last
