@@ -184,10 +184,10 @@ func readerConfig(cfg RunnerConfig, logger *slog.Logger) kafka.ReaderConfig {
 // readerErrorLogger logs the errors of a kafka-go reader at warning level,
 // except fetch timeouts of a partition. Timeouts of the group's join and sync
 // requests stay warnings. kafka-go v0.4.51 sets a fetch's read deadline to
-// MaxWait and asks the broker to answer a little earlier; on a loaded host the
-// answer can come after the deadline. The reader then closes the connection
-// and fetches again on a new one, so nothing is lost, and the error is logged
-// at debug level only.
+// MaxWait and requests that the broker respond a little earlier. On a loaded
+// host the response can come after the deadline. The reader then closes the
+// connection and fetches again on a new one, so nothing is lost, and the
+// error is logged at debug level only.
 func readerErrorLogger(logger *slog.Logger, attrs ...any) kafka.Logger {
 	return kafka.LoggerFunc(func(format string, args ...any) {
 		message := fmt.Sprintf(format, args...)

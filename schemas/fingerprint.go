@@ -96,8 +96,8 @@ func Fingerprint(kind Kind, value []byte) (string, error) {
 }
 
 // volatileRemovals holds VolatileFields of each kind in the form AppendCanonicalWithout takes.
-// Every kind that VolatileFields knows must be listed, or its fingerprint would keep the
-// volatile fields; TestStreamingCanonicalOnExamples checks each kind with examples.
+// Every kind that VolatileFields lists fields for must be here, or its fingerprint would keep
+// the volatile fields. TestStreamingCanonicalOnExamples checks each kind with examples.
 var volatileRemovals = map[Kind]*jsonvalue.Removal{
 	KindAsset:              jsonvalue.NewRemoval(VolatileFields(KindAsset)),
 	KindFinding:            jsonvalue.NewRemoval(VolatileFields(KindFinding)),

@@ -116,7 +116,7 @@ func decodeVendorObject(value []byte) (vendorObject, error) {
 			return object, nil
 		}
 	}
-	// Word the error, or the type of a value that is no object, as encoding/json sees it.
+	// Word the error, or the type of a value that is not an object, as encoding/json reports it.
 	decoder := json.NewDecoder(bytes.NewReader(value))
 	decoder.UseNumber()
 	var decoded any

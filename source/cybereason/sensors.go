@@ -78,9 +78,9 @@ func (r sensorsResponse) more(pageSize int) bool {
 // hasMoreResults false or returns an empty page. A response without hasMoreResults counts as
 // reporting more results when its page is full.
 //
-// Page 0 comes alone. Its totalResults tells how many pages follow, and up to PageConcurrency of
-// them are requested at a time, so at most PageConcurrency pages are held in memory, the one fn
-// handles included. A console that sends hasMoreResults is not asked for a page past the last
+// Page 0 comes alone. Its totalResults gives the number of pages that follow. Up to
+// PageConcurrency of them are requested at a time, so at most PageConcurrency pages are held in
+// memory, the one fn handles included. A console that sends hasMoreResults is not asked for a page past the last
 // one, unless the inventory shrinks during paging. Pages are requested while earlier ones are handled, so each page shows the inventory
 // at the time of its own request, as with one page at a time.
 //

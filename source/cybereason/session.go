@@ -32,8 +32,8 @@ var ErrCredentialsRejected = errors.New("console rejected the credentials")
 
 // Login failures that need a change of the account or of the configuration.
 var (
-	// ErrLoginRedirectedAway is a login answered with a permanent redirect or a redirect to
-	// another origin than the console URL. It does not match ErrCredentialsRejected, because
+	// ErrLoginRedirectedAway is a login that got a permanent redirect, or a redirect to
+	// another origin than the console URL, in response. It does not match ErrCredentialsRejected, because
 	// the console URL is wrong, not the credentials.
 	ErrLoginRedirectedAway = errors.New("login redirected away from the console URL")
 	// ErrTOTPRequired is a two-factor login without a configured TOTP secret.
@@ -304,7 +304,7 @@ func (c *Client) checkLoginResponse(resp *http.Response) (loginStep, error) {
 	case isLoginPage(page):
 		return loginStep{}, fmt.Errorf("%w for user %q: POST %s returned the login page again", ErrCredentialsRejected, c.username, loginPath)
 	}
-	return loginStep{}, fmt.Errorf("POST %s returned 200 %s without a redirect, but a console answers a login with a 302; "+
+	return loginStep{}, fmt.Errorf("POST %s returned 200 %s without a redirect, but a console responds to a login with a 302; "+
 		"check that the console URL %s (CYBEREASON_URL in the connector) is the console's", loginPath, resp.Header.Get("Content-Type"), c.baseURL)
 }
 
@@ -340,7 +340,7 @@ func (c *Client) checkLoginRedirect(endpoint string, status int, location string
 }
 
 // checkRedirectOrigin fails a permanent redirect (301 or 308) and a redirect to another scheme,
-// host or port than the console URL. The console answers a login with a 302 on its own origin,
+// host or port than the console URL. The console responds to a login with a 302 on its own origin,
 // so either one means that the console URL points at a proxy or at the wrong address.
 func (c *Client) checkRedirectOrigin(endpoint string, status int, location string) error {
 	base, err := url.Parse(c.baseURL)

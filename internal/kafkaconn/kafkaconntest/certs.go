@@ -27,7 +27,7 @@ type PKI struct {
 	// the authority, for mutual TLS.
 	ClientCertFile, ClientKeyFile string
 	// Broker is the TLS server configuration of a broker on 127.0.0.1. It
-	// asks for a client certificate and checks it when one is sent.
+	// requests a client certificate and verifies it when one is sent.
 	Broker *tls.Config
 }
 
