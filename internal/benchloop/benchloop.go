@@ -123,13 +123,30 @@ func toRecord(msg *kafka.Message, topic string) *kgo.Record {
 	return record
 }
 
-// Span is the time from the first message consumed to the commit of the last.
+// Span is the time from the first message consumed to the commit of the last, with the CPU time
+// that the whole process used meanwhile. The broker runs in the same process, so CPU includes its
+// share.
 type Span struct {
 	First, Last time.Time
+	CPU         time.Duration
 }
 
 // Duration returns Last - First.
 func (s Span) Duration() time.Duration { return s.Last.Sub(s.First) }
+
+// start records the first message at now, if none was recorded yet.
+func (s *Span) start() {
+	if s.First.IsZero() {
+		s.First = time.Now()
+		s.CPU = -processCPU()
+	}
+}
+
+// end records the commit of the last message at now.
+func (s *Span) end() {
+	s.Last = time.Now()
+	s.CPU += processCPU()
+}
 
 // KafkaGoLoop consumes topics from the start in a new consumer group, writes
 // each message unchanged to out and commits each batch after its write was
@@ -163,9 +180,7 @@ func KafkaGoLoop(ctx context.Context, brokers []string, group string, topics []s
 		if err != nil {
 			return span, fmt.Errorf("kafka-go loop: fetch: %w", err)
 		}
-		if span.First.IsZero() {
-			span.First = time.Now()
-		}
+		span.start()
 		copies := make([]kafka.Message, len(batch))
 		for i := range batch {
 			copies[i] = kafka.Message{Topic: out, Key: batch[i].Key, Value: batch[i].Value, Headers: batch[i].Headers}
@@ -178,7 +193,7 @@ func KafkaGoLoop(ctx context.Context, brokers []string, group string, topics []s
 		}
 		done += len(batch)
 	}
-	span.Last = time.Now()
+	span.end()
 	return span, nil
 }
 
@@ -234,9 +249,7 @@ func FranzLoop(ctx context.Context, brokers []string, group string, topics []str
 		if len(consumed) == 0 {
 			continue
 		}
-		if span.First.IsZero() {
-			span.First = time.Now()
-		}
+		span.start()
 		copies := make([]*kgo.Record, len(consumed))
 		for i, r := range consumed {
 			copies[i] = &kgo.Record{Topic: out, Key: r.Key, Value: r.Value, Headers: r.Headers}
@@ -249,7 +262,7 @@ func FranzLoop(ctx context.Context, brokers []string, group string, topics []str
 		}
 		done += len(consumed)
 	}
-	span.Last = time.Now()
+	span.end()
 	return span, nil
 }
 
@@ -285,15 +298,15 @@ func watch(ctx context.Context, runner *pipeline.Runner, brokers []string, group
 		}
 
 		consumed := runner.Stats().Consumed
-		if consumed > 0 && span.First.IsZero() {
-			span.First = time.Now()
+		if consumed > 0 {
+			span.start()
 		}
 		if consumed < int64(n) {
 			continue
 		}
 		lag, err := pipeline.GroupLag(ctx, brokers, group, topics)
 		if err == nil && lag == 0 {
-			span.Last = time.Now()
+			span.end()
 			return span, nil
 		}
 	}
@@ -303,27 +316,45 @@ func watch(ctx context.Context, runner *pipeline.Runner, brokers []string, group
 // the same input.
 type Result struct {
 	Messages              int
-	Stage, KafkaGo, Franz time.Duration
+	Stage, KafkaGo, Franz Total
+}
+
+// Total is the wall time and CPU time of spans summed over runs.
+type Total struct {
+	Wall, CPU time.Duration
+}
+
+func (t *Total) add(s Span) {
+	t.Wall += s.Duration()
+	t.CPU += s.CPU
 }
 
 // Add sums the spans of one more run.
 func (r *Result) Add(messages int, stage, kafkaGo, franz Span) {
 	r.Messages += messages
-	r.Stage += stage.Duration()
-	r.KafkaGo += kafkaGo.Duration()
-	r.Franz += franz.Duration()
+	r.Stage.add(stage)
+	r.KafkaGo.add(kafkaGo)
+	r.Franz.add(franz)
 }
 
-// Metrics returns msgs/s of the stage and its ratios to the kafka-go loop
-// (x-kafkago-loop) and the franz-go loop (x-franz-loop), by unit.
+// Metrics returns, by unit, msgs/s of the stage and its ratios to the
+// kafka-go loop (x-kafkago-loop) and the franz-go loop (x-franz-loop); the
+// loops' own rates; and the microseconds of process CPU per message of each
+// (cpu-us/msg, kafkago-cpu-us/msg, franz-cpu-us/msg), the in-process
+// broker's included. CPU figures are 0 where the system does not report
+// CPU time.
 func (r Result) Metrics() map[string]float64 {
-	rate := func(d time.Duration) float64 { return float64(r.Messages) / d.Seconds() }
+	rate := func(t Total) float64 { return float64(r.Messages) / t.Wall.Seconds() }
+	cpu := func(t Total) float64 { return float64(t.CPU.Microseconds()) / float64(r.Messages) }
 	return map[string]float64{
-		"msgs/s":         rate(r.Stage),
-		"kafkago-msgs/s": rate(r.KafkaGo),
-		"franz-msgs/s":   rate(r.Franz),
-		"x-kafkago-loop": rate(r.Stage) / rate(r.KafkaGo),
-		"x-franz-loop":   rate(r.Stage) / rate(r.Franz),
+		"msgs/s":             rate(r.Stage),
+		"kafkago-msgs/s":     rate(r.KafkaGo),
+		"franz-msgs/s":       rate(r.Franz),
+		"x-kafkago-loop":     rate(r.Stage) / rate(r.KafkaGo),
+		"x-franz-loop":       rate(r.Stage) / rate(r.Franz),
+		"cpu-us/msg":         cpu(r.Stage),
+		"kafkago-cpu-us/msg": cpu(r.KafkaGo),
+		"franz-cpu-us/msg":   cpu(r.Franz),
 	}
 }
 
