@@ -26,6 +26,11 @@ var removalSamples = []string{
 	`{"metadata":{"uid":"a"},"metadata":{"uid":"b","v":1}}`,
 	`{"k\u00e9y":"v\n","<&>":"\u2028"}`,
 	`[1]`, `"s"`, `{"a":1,}`, `{"a":1} {}`,
+	// Keys already sorted, as enrich writes records, with removals first, in the middle and last.
+	`{"a":1,"metadata":{"processed_time":1,"uid":"x","version":"2"},"time":3}`,
+	`{"metadata":{"uid":"x"},"z":[{"b":1,"c":2}]}`,
+	`{"devices":[{"asset_uid":"2","name":"n","uid":"1"}],"metadata":{"processed_time":1}}`,
+	`{"a":1,"a":2}`, `{"a":1,"b":{"a":1,"a":1}}`, `{"a":{},"b":1}`,
 }
 
 var testPointers = []string{"/a/b/c", "/devices/*", "/devices/*/name", "/x~1y", "/k~0z", "/metadata"}

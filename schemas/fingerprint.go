@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/oversoc/cybereason-connector/internal/jsonvalue"
 )
@@ -84,15 +85,31 @@ func Fingerprint(kind Kind, value []byte) (string, error) {
 	if volatile == nil {
 		return "", fmt.Errorf("fingerprint: unknown record kind %q", kind)
 	}
-	canonical, err := jsonvalue.AppendCanonicalWithout(make([]byte, 0, len(value)), value, volatileRemovals[kind])
+	buffer := canonicalBuffers.Get().(*[]byte)
+	defer releaseCanonicalBuffer(buffer)
+
+	canonical, err := jsonvalue.AppendCanonicalWithout((*buffer)[:0], value, volatileRemovals[kind])
 	if err != nil {
 		// The streaming encoder declined, for example on invalid JSON: decode, which words the error.
 		if canonical, err = canonicalWithout(kind, value, volatile); err != nil {
 			return "", err
 		}
 	}
+	*buffer = canonical
 	sum := sha256.Sum256(canonical)
 	return hex.EncodeToString(sum[:8]), nil
+}
+
+// canonicalBuffers keeps the buffers of Fingerprint's canonical encodings between calls.
+var canonicalBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// releaseCanonicalBuffer returns a buffer to canonicalBuffers, unless one large record made it
+// larger than records usually are.
+func releaseCanonicalBuffer(buffer *[]byte) {
+	const maxPooled = 64 << 10
+	if cap(*buffer) <= maxPooled {
+		canonicalBuffers.Put(buffer)
+	}
 }
 
 // volatileRemovals holds VolatileFields of each kind in the form AppendCanonicalWithout takes.

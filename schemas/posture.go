@@ -18,26 +18,26 @@ const (
 // AssetSecurityState is a change of the protection posture of one asset: the value of the
 // asset-security-state.schema.json record, added in contract version 1.1.0.
 type AssetSecurityState struct {
-	SchemaVersion       string          `json:"schema_version"`
-	ClassUID            int             `json:"class_uid"`
-	CategoryUID         int             `json:"category_uid"`
 	ActivityID          int             `json:"activity_id"`
-	TypeUID             int             `json:"type_uid"`
-	SeverityID          int             `json:"severity_id"`
-	Severity            string          `json:"severity,omitempty"`
-	Time                int64           `json:"time"` // poll time of the asset record that showed the change, epoch ms
-	Metadata            Metadata        `json:"metadata"`
 	AssetUID            string          `json:"asset_uid"`
+	CategoryUID         int             `json:"category_uid"`
+	ChangedFields       []string        `json:"changed_fields"` // JSON names of the Posture fields that differ, sorted
+	ClassUID            int             `json:"class_uid"`
 	Device              DeviceRef       `json:"device"`
-	SecurityLevelID     int             `json:"security_level_id"`
-	SecurityLevel       string          `json:"security_level,omitempty"`
-	PrevSecurityLevelID int             `json:"prev_security_level_id"`
+	Metadata            Metadata        `json:"metadata"`
+	PrevProtection      Posture         `json:"prev_protection"`
 	PrevSecurityLevel   string          `json:"prev_security_level,omitempty"`
-	SecurityStates      []SecurityState `json:"security_states"`      // empty, not nil, when secure
+	PrevSecurityLevelID int             `json:"prev_security_level_id"`
 	PrevSecurityStates  []SecurityState `json:"prev_security_states"` // empty, not nil, when secure
 	Protection          Posture         `json:"protection"`
-	PrevProtection      Posture         `json:"prev_protection"`
-	ChangedFields       []string        `json:"changed_fields"` // JSON names of the Posture fields that differ, sorted
+	SchemaVersion       string          `json:"schema_version"`
+	SecurityLevel       string          `json:"security_level,omitempty"`
+	SecurityLevelID     int             `json:"security_level_id"`
+	SecurityStates      []SecurityState `json:"security_states"` // empty, not nil, when secure
+	Severity            string          `json:"severity,omitempty"`
+	SeverityID          int             `json:"severity_id"`
+	Time                int64           `json:"time"` // poll time of the asset record that showed the change, epoch ms
+	TypeUID             int             `json:"type_uid"`
 }
 
 // Posture is the stable part of an asset's protection: what a security-state record reports a change
@@ -45,25 +45,25 @@ type AssetSecurityState struct {
 // service status, which follows it. A service down on an online sensor still shows as the security
 // state 5 "Protection malfunction".
 type Posture struct {
-	LifecycleState                LifecycleState `json:"lifecycle_state"`
-	Prevention                    FeatureState   `json:"prevention,omitempty"`
+	AntiExploit                   FeatureState   `json:"anti_exploit,omitempty"`
 	AntiMalware                   FeatureState   `json:"anti_malware,omitempty"`
 	AntiMalwareMode               FeatureState   `json:"anti_malware_mode,omitempty"`
-	StaticAnalysisDetect          FeatureState   `json:"static_analysis_detect,omitempty"`
-	StaticAnalysisPrevent         FeatureState   `json:"static_analysis_prevent,omitempty"`
-	RansomwareProtection          FeatureState   `json:"ransomware_protection,omitempty"`
-	AntiExploit                   FeatureState   `json:"anti_exploit,omitempty"`
-	PowerShellProtection          FeatureState   `json:"powershell_protection,omitempty"`
+	BehavioralExecutionPrevention FeatureState   `json:"behavioral_execution_prevention,omitempty"`
+	DeviceControl                 FeatureState   `json:"device_control,omitempty"`
 	DocumentProtection            FeatureState   `json:"document_protection,omitempty"`
 	Firewall                      FeatureState   `json:"firewall,omitempty"`
-	DeviceControl                 FeatureState   `json:"device_control,omitempty"`
-	RemoteShell                   FeatureState   `json:"remote_shell,omitempty"`
-	BehavioralExecutionPrevention FeatureState   `json:"behavioral_execution_prevention,omitempty"`
-	VariantPayloadPrevention      FeatureState   `json:"variant_payload_prevention,omitempty"`
-	VariantFilePrevention         FeatureState   `json:"variant_file_prevention,omitempty"`
+	IsEffective                   bool           `json:"is_effective"`
 	IsIsolated                    *bool          `json:"is_isolated,omitempty"`
 	IsOutdated                    *bool          `json:"is_outdated,omitempty"`
-	IsEffective                   bool           `json:"is_effective"`
+	LifecycleState                LifecycleState `json:"lifecycle_state"`
+	PowerShellProtection          FeatureState   `json:"powershell_protection,omitempty"`
+	Prevention                    FeatureState   `json:"prevention,omitempty"`
+	RansomwareProtection          FeatureState   `json:"ransomware_protection,omitempty"`
+	RemoteShell                   FeatureState   `json:"remote_shell,omitempty"`
+	StaticAnalysisDetect          FeatureState   `json:"static_analysis_detect,omitempty"`
+	StaticAnalysisPrevent         FeatureState   `json:"static_analysis_prevent,omitempty"`
+	VariantFilePrevention         FeatureState   `json:"variant_file_prevention,omitempty"`
+	VariantPayloadPrevention      FeatureState   `json:"variant_payload_prevention,omitempty"`
 }
 
 // Posture returns the stable part of p.

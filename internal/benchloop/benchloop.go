@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -337,12 +339,12 @@ func (r *Result) Add(messages int, stage, kafkaGo, franz Span) {
 	r.Franz.add(franz)
 }
 
-// Metrics returns, by unit, msgs/s of the stage and its ratios to the
-// kafka-go loop (x-kafkago-loop) and the franz-go loop (x-franz-loop); the
-// loops' own rates; and the microseconds of process CPU per message of each
-// (cpu-us/msg, kafkago-cpu-us/msg, franz-cpu-us/msg), the in-process
-// broker's included. CPU figures are 0 where the system does not report
-// CPU time.
+// Metrics returns the figures of the runs by unit. msgs/s is the stage's
+// rate, x-kafkago-loop and x-franz-loop its ratios to the loops' rates, and
+// kafkago-msgs/s and franz-msgs/s the loops' own. cpu-us/msg,
+// kafkago-cpu-us/msg and franz-cpu-us/msg are the microseconds of process
+// CPU per message of each, the in-process broker's included, or 0 where the
+// system does not report CPU time.
 func (r Result) Metrics() map[string]float64 {
 	rate := func(t Total) float64 { return float64(r.Messages) / t.Wall.Seconds() }
 	cpu := func(t Total) float64 { return float64(t.CPU.Microseconds()) / float64(r.Messages) }
@@ -366,6 +368,10 @@ type NewRunner func(brokers []string, group string) (runner *pipeline.Runner, cl
 // topics, writes input to it, then runs, one after the other on the same
 // input: the kafka-go loop, the franz-go loop and the stage that newRunner
 // builds, each in its own consumer group of inputs.
+//
+// Each run carries the profiler label phase (kafkago-loop, franz-loop or stage), and so do the
+// goroutines it starts, so that `go tool pprof -tagfocus phase=stage` shows the CPU of the stage
+// alone. The broker's goroutines, started before, carry none.
 func Compare(ctx context.Context, topics []embeddedkafka.Topic, inputs []string, input []kafka.Message, newRunner NewRunner) (stage, kafkaGo, franz Span, err error) {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
@@ -387,10 +393,20 @@ func Compare(ctx context.Context, topics []embeddedkafka.Topic, inputs []string,
 	if err := Produce(ctx, brokers, input); err != nil {
 		return stage, kafkaGo, franz, err
 	}
-	if kafkaGo, err = KafkaGoLoop(ctx, brokers, "bench-kafkago", inputs, "bench.loop.kafkago", len(input)); err != nil {
+	// Each run starts without the garbage of the steps before it, which would otherwise be
+	// collected during, and charged to, the next run.
+	runtime.GC()
+	pprof.Do(ctx, pprof.Labels("phase", "kafkago-loop"), func(ctx context.Context) {
+		kafkaGo, err = KafkaGoLoop(ctx, brokers, "bench-kafkago", inputs, "bench.loop.kafkago", len(input))
+	})
+	if err != nil {
 		return stage, kafkaGo, franz, err
 	}
-	if franz, err = FranzLoop(ctx, brokers, "bench-franz", inputs, "bench.loop.franz", len(input)); err != nil {
+	runtime.GC()
+	pprof.Do(ctx, pprof.Labels("phase", "franz-loop"), func(ctx context.Context) {
+		franz, err = FranzLoop(ctx, brokers, "bench-franz", inputs, "bench.loop.franz", len(input))
+	})
+	if err != nil {
 		return stage, kafkaGo, franz, err
 	}
 
@@ -399,7 +415,10 @@ func Compare(ctx context.Context, topics []embeddedkafka.Topic, inputs []string,
 		return stage, kafkaGo, franz, err
 	}
 	defer cleanup()
-	stage, err = RunStage(ctx, runner, brokers, "bench-stage", inputs, len(input))
+	runtime.GC()
+	pprof.Do(ctx, pprof.Labels("phase", "stage"), func(ctx context.Context) {
+		stage, err = RunStage(ctx, runner, brokers, "bench-stage", inputs, len(input))
+	})
 	return stage, kafkaGo, franz, err
 }
 

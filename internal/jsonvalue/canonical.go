@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Removal is a set of JSON pointers to leave out of a canonical encoding. Build it with
@@ -51,7 +52,10 @@ func (r *Removal) child(token string) *Removal {
 // such as a document that is not an object, invalid JSON or a repeated key, so that the caller
 // can take the decoding path instead.
 func AppendCanonicalWithout(dst, data []byte, removal *Removal) ([]byte, error) {
-	e := encoder{parser: parser{data: data}}
+	e := encoders.Get().(*encoder)
+	defer e.release()
+	e.parser = parser{data: data}
+
 	e.skipSpace()
 	if e.pos >= len(data) || data[e.pos] != '{' {
 		return nil, ErrSlowPath
@@ -65,6 +69,24 @@ func AppendCanonicalWithout(dst, data []byte, removal *Removal) ([]byte, error) 
 		return nil, ErrSlowPath
 	}
 	return out, nil
+}
+
+// encoders keeps encoders between calls, so that their buffers are reused.
+var encoders = sync.Pool{New: func() any { return new(encoder) }}
+
+// release drops the encoder's references into the caller's data and returns it to encoders.
+// Buffers that grew past maxPooledBuffer are dropped, so that one large document does not stay
+// in memory.
+func (e *encoder) release() {
+	const maxPooledBuffer = 64 << 10
+	e.parser = parser{}
+	clear(e.members[:cap(e.members)])
+	e.members = e.members[:0]
+	if cap(e.scratch) > maxPooledBuffer || cap(e.members) > maxPooledBuffer/32 {
+		return
+	}
+	e.scratch = e.scratch[:0]
+	encoders.Put(e)
 }
 
 type encoder struct {
@@ -134,21 +156,36 @@ func (e *encoder) value(dst []byte, removal *Removal, depth int) (out []byte, re
 		return out, false, false, err
 	}
 	start := e.pos
-	if _, err := e.parser.value(depth); err != nil {
+	if err := e.scalar(); err != nil {
 		return nil, false, false, err
 	}
 	return append(dst, e.data[start:e.pos]...), false, false, nil // a number or a literal, as written
 }
 
+// scalar moves past the number or literal at e.pos, which stays in the output as written.
+func (e *encoder) scalar() error {
+	switch c := e.data[e.pos]; {
+	case c == '-' || ('0' <= c && c <= '9'):
+		return e.skipNumber()
+	case e.literal("true"), e.literal("false"), e.literal("null"):
+		return nil
+	}
+	return ErrSlowPath
+}
+
+// object encodes the object at e.pos. Its members are written in input order, with braces and
+// commas, and rewritten in key order only when the input's keys are not sorted already.
 func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, removed, emptyObject bool, err error) {
 	e.pos++ // '{'
 	first := len(e.members)
 	mark := len(dst)
+	dst = append(dst, '{')
 	e.skipSpace()
 	if e.pos < len(e.data) && e.data[e.pos] == '}' {
 		e.pos++
-		return append(dst, "{}"...), false, true, nil
+		return append(dst, '}'), false, true, nil
 	}
+	sorted := true
 	for {
 		e.skipSpace()
 		if e.pos >= len(e.data) || e.data[e.pos] != '"' {
@@ -166,6 +203,10 @@ func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, r
 
 		child := removal.child(string(key))
 		start := len(dst)
+		if len(e.members) > first {
+			dst = append(dst, ',')
+		}
+		memberStart := len(dst)
 		if dst, err = appendQuoted(dst, key, rawKey, plainKey); err != nil {
 			return nil, false, false, err
 		}
@@ -181,7 +222,10 @@ func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, r
 			dst, removed = dst[:start], true
 		default:
 			removed = removed || childRemoved
-			e.members = append(e.members, canonicalMember{key: key, start: start, end: len(dst)})
+			if n := len(e.members); n > first && bytes.Compare(e.members[n-1].key, key) >= 0 {
+				sorted = false
+			}
+			e.members = append(e.members, canonicalMember{key: key, start: memberStart, end: len(dst)})
 		}
 
 		e.skipSpace()
@@ -199,17 +243,23 @@ func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, r
 		}
 		break
 	}
-	dst, removed, emptyObject, err = e.writeSorted(dst, mark, e.members[first:], removed)
+	members := e.members[first:]
 	e.members = e.members[:first]
-	return dst, removed, emptyObject, err
+	if sorted {
+		// Strictly increasing keys: no key repeats, and dst already holds the canonical form.
+		return append(dst, '}'), removed, len(members) == 0, nil
+	}
+	dst, err = e.writeSorted(dst, mark, members)
+	return dst, removed, len(members) == 0, err
 }
 
-// writeSorted rewrites the members encoded in dst[mark:] as an object with sorted keys.
-func (e *encoder) writeSorted(dst []byte, mark int, members []canonicalMember, removed bool) ([]byte, bool, bool, error) {
+// writeSorted rewrites the object encoded in dst[mark:], whose members are listed in members, with
+// its members in key order. dst[mark:] contains '{' and the members separated by commas.
+func (e *encoder) writeSorted(dst []byte, mark int, members []canonicalMember) ([]byte, error) {
 	slices.SortFunc(members, func(a, b canonicalMember) int { return bytes.Compare(a.key, b.key) })
 	for i := 1; i < len(members); i++ {
 		if bytes.Equal(members[i].key, members[i-1].key) {
-			return nil, false, false, ErrSlowPath // encoding/json keeps the last of repeated keys
+			return nil, ErrSlowPath // encoding/json keeps the last of repeated keys
 		}
 	}
 
@@ -221,7 +271,7 @@ func (e *encoder) writeSorted(dst []byte, mark int, members []canonicalMember, r
 		}
 		dst = append(dst, e.scratch[m.start-mark:m.end-mark]...)
 	}
-	return append(dst, '}'), removed, len(members) == 0, nil
+	return append(dst, '}'), nil
 }
 
 func (e *encoder) array(dst []byte, removal *Removal, depth int) ([]byte, bool, error) {

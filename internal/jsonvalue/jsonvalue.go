@@ -23,8 +23,11 @@ var ErrSlowPath = errors.New("json value needs the encoding/json decoder")
 // because it decodes plain ASCII strings without the reflection and scanner of encoding/json.
 // Strings with escapes or non-ASCII bytes are decoded by encoding/json, so every string is decoded
 // exactly as encoding/json does it. Any syntax error returns ErrSlowPath.
+//
+// The plain strings of the result share the memory of one copy of data, so a caller that keeps a
+// short string of a large document should clone it with strings.Clone.
 func Parse(data []byte) (any, error) {
-	p := parser{data: data}
+	p := parser{data: data, text: string(data)}
 	value, err := p.value(0)
 	if err != nil {
 		return nil, err
@@ -38,6 +41,8 @@ func Parse(data []byte) (any, error) {
 
 type parser struct {
 	data []byte
+	// text is data as a string, or "" when plain strings are to be copied one by one.
+	text string
 	pos  int
 	// members holds the members of the objects being parsed, so that each map is made at its
 	// final size instead of growing.
@@ -186,6 +191,9 @@ func (p *parser) string() (string, error) {
 		case c == '"':
 			p.pos++
 			if plain {
+				if p.text != "" {
+					return p.text[start+1 : p.pos-1], nil
+				}
 				return string(p.data[start+1 : p.pos-1]), nil
 			}
 			var s string
@@ -209,6 +217,14 @@ func (p *parser) string() (string, error) {
 // number checks the JSON number grammar and returns the number as written.
 func (p *parser) number() (any, error) {
 	start := p.pos
+	if err := p.skipNumber(); err != nil {
+		return nil, err
+	}
+	return json.Number(p.data[start:p.pos]), nil
+}
+
+// skipNumber checks the JSON number grammar at p.pos and moves past the number.
+func (p *parser) skipNumber() error {
 	if p.data[p.pos] == '-' {
 		p.pos++
 	}
@@ -216,12 +232,12 @@ func (p *parser) number() (any, error) {
 	case p.pos < len(p.data) && p.data[p.pos] == '0':
 		p.pos++
 	case p.digits() == 0:
-		return nil, ErrSlowPath
+		return ErrSlowPath
 	}
 	if p.pos < len(p.data) && p.data[p.pos] == '.' {
 		p.pos++
 		if p.digits() == 0 {
-			return nil, ErrSlowPath
+			return ErrSlowPath
 		}
 	}
 	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
@@ -230,10 +246,10 @@ func (p *parser) number() (any, error) {
 			p.pos++
 		}
 		if p.digits() == 0 {
-			return nil, ErrSlowPath
+			return ErrSlowPath
 		}
 	}
-	return json.Number(p.data[start:p.pos]), nil
+	return nil
 }
 
 func (p *parser) digits() int {

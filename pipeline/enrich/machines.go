@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"container/list"
+	"strings"
 	"sync"
 )
 
@@ -36,6 +37,8 @@ func (m *machineIndex) store(tenant, guid, sensorID string) {
 	if guid == "" || sensorID == "" {
 		return
 	}
+	// The strings may share memory with the whole decoded message, which the index must not keep.
+	guid, sensorID = strings.Clone(guid), strings.Clone(sensorID)
 	key := machineKey{tenant, guid}
 	m.mu.Lock()
 	defer m.mu.Unlock()
