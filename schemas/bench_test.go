@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path"
@@ -64,4 +65,38 @@ func benchmarkValidate(b *testing.B, kind Kind, example string) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkEncodeAsset compares AppendJSON with encoding/json on a full asset record of about 4 KB.
+func BenchmarkEncodeAsset(b *testing.B) {
+	data, err := os.ReadFile(path.Join("testdata", Version, "asset-full.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	decoder := json.NewDecoder(bytes.NewReader(data))
+	decoder.UseNumber()
+	var asset Asset
+	if err := decoder.Decode(&asset); err != nil {
+		b.Fatal(err)
+	}
+
+	b.Run("AppendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := asset.AppendJSON(make([]byte, 0, 4096)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var buf bytes.Buffer
+			encoder := json.NewEncoder(&buf)
+			encoder.SetEscapeHTML(false)
+			if err := encoder.Encode(&asset); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

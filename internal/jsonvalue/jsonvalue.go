@@ -327,6 +327,17 @@ func appendObject(dst []byte, object map[string]any) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
+// AppendString appends s as a JSON string exactly as an encoding/json Encoder with
+// SetEscapeHTML(false) writes it.
+func AppendString(dst []byte, s string) []byte {
+	out, err := appendString(dst, s)
+	if err != nil {
+		// encoding/json encodes every Go string: invalid UTF-8 becomes U+FFFD.
+		panic(fmt.Sprintf("jsonvalue: encode string: %v", err))
+	}
+	return out
+}
+
 // appendString quotes s. Printable ASCII other than '"' and '\' is copied, and any other string is
 // encoded by encoding/json, so that escapes match it exactly.
 func appendString(dst []byte, s string) ([]byte, error) {

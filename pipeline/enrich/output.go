@@ -2,7 +2,6 @@ package enrich
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 
 	"github.com/segmentio/kafka-go"
@@ -14,7 +13,7 @@ import (
 // recordMessage encodes a record, gives it its id and validates it. The id, used as metadata.uid and
 // ce_id, is uid + "#" + the fingerprint of the record. Since metadata.uid is volatile, the fingerprint
 // can be taken from the record encoded with a placeholder in its id, which is then replaced.
-func (s *Stage) recordMessage(kind schemas.Kind, topic, eventType, uid string, record any, metadata *schemas.Metadata, env envelope) (kafka.Message, error) {
+func (s *Stage) recordMessage(kind schemas.Kind, topic, eventType, uid string, record encodable, metadata *schemas.Metadata, env envelope) (kafka.Message, error) {
 	metadata.UID = uid + "#" + fingerprintPlaceholder
 	value, err := encodeRecord(record)
 	if err != nil {
@@ -70,14 +69,18 @@ func replacePlaceholder(value []byte, fingerprint string) bool {
 	return true
 }
 
+// encodable is a record that writes its own JSON: *schemas.Asset or *schemas.Finding.
+type encodable interface {
+	AppendJSON(dst []byte) ([]byte, error)
+}
+
 // encodeRecord encodes a record as compact JSON without HTML escaping, so that vendor text such as
 // "<version>" stays readable.
-func encodeRecord(record any) ([]byte, error) {
-	var buf bytes.Buffer
-	encoder := json.NewEncoder(&buf)
-	encoder.SetEscapeHTML(false)
-	if err := encoder.Encode(record); err != nil {
+func encodeRecord(record encodable) ([]byte, error) {
+	const typicalRecordSize = 4 << 10
+	value, err := record.AppendJSON(make([]byte, 0, typicalRecordSize))
+	if err != nil {
 		return nil, fmt.Errorf("encode record: %w", err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return value, nil
 }
