@@ -19,11 +19,11 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	random := rand.New(rand.NewPCG(1, 2))
 	for i := range 2000 {
 		var asset Asset
-		fillRandom(random, reflect.ValueOf(&asset).Elem(), 0)
+		fillRandom(random, reflect.ValueOf(&asset).Elem())
 		checkAppendJSON(t, fmt.Sprintf("random asset %d", i), &asset, asset.AppendJSON)
 
 		var finding Finding
-		fillRandom(random, reflect.ValueOf(&finding).Elem(), 0)
+		fillRandom(random, reflect.ValueOf(&finding).Elem())
 		checkAppendJSON(t, fmt.Sprintf("random finding %d", i), &finding, finding.AppendJSON)
 	}
 
@@ -77,7 +77,7 @@ var randomTexts = []string{
 }
 
 // fillRandom sets every field of value, recursively, to a random value or leaves it zero.
-func fillRandom(random *rand.Rand, value reflect.Value, depth int) {
+func fillRandom(random *rand.Rand, value reflect.Value) {
 	if random.IntN(5) == 0 {
 		return // the zero value: empty string, 0, nil pointer or slice, false
 	}
@@ -90,16 +90,16 @@ func fillRandom(random *rand.Rand, value reflect.Value, depth int) {
 		value.SetBool(random.IntN(2) == 0)
 	case reflect.Pointer:
 		value.Set(reflect.New(value.Type().Elem()))
-		fillRandom(random, value.Elem(), depth+1)
+		fillRandom(random, value.Elem())
 	case reflect.Slice:
 		n := random.IntN(3)
 		value.Set(reflect.MakeSlice(value.Type(), n, n))
 		for i := range n {
-			fillRandom(random, value.Index(i), depth+1)
+			fillRandom(random, value.Index(i))
 		}
 	case reflect.Struct:
 		for i := range value.NumField() {
-			fillRandom(random, value.Field(i), depth+1)
+			fillRandom(random, value.Field(i))
 		}
 	case reflect.Map:
 		fillRandomMap(random, value)
