@@ -25,18 +25,23 @@ type prepared struct {
 	err         error
 }
 
-// PrepareBatch computes the fingerprints of the routed records of batch on
-// GOMAXPROCS goroutines, before the runner passes the batch to Process one
-// message at a time. Process then takes each fingerprint from there instead
-// of computing it, so the state changes stay in input order on one goroutine
-// while the decoding, which is most of the work, uses every core. A
-// fingerprint depends only on the message, so computing it ahead changes no
-// outcome, and PrepareBatch may run while Process handles the previous batch.
+// PrepareBatch computes the fingerprints of the routed records of batch
+// before the runner passes the batch to Process one message at a time.
+// Process then takes each fingerprint from there instead of computing it, so
+// the state changes stay in input order on one goroutine while the
+// fingerprints, most of the work, run in parallel. A fingerprint depends only
+// on the message, so computing it ahead changes no outcome, and PrepareBatch
+// may run while Process handles the previous batch.
+//
+// The runner prepares a batch while it publishes the one before, so
+// PrepareBatch uses GOMAXPROCS-1 goroutines, at least one, and leaves a core
+// to the Kafka writer. With every core taken, the dedupe benchmark ran
+// 10-20% slower on two cores.
 func (s *Stage) PrepareBatch(_ context.Context, batch []kafka.Message) {
 	results := make([]prepared, len(batch))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(batch)) {
+	for range min(max(runtime.GOMAXPROCS(0)-1, 1), len(batch)) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
