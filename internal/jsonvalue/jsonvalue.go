@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -328,35 +327,69 @@ func appendObject(dst []byte, object map[string]any) ([]byte, error) {
 }
 
 // AppendString appends s as a JSON string exactly as an encoding/json Encoder with
-// SetEscapeHTML(false) writes it.
+// SetEscapeHTML(false) writes it. '"' and '\\' get a backslash, and control characters become
+// \b, \f, \n, \r, \t or \u00XX. U+2028 and U+2029 become \u2028 and \u2029, and each byte of
+// invalid UTF-8 becomes \ufffd. TestAppendStringMatchesEncodingJSON compares it with encoding/json.
 func AppendString(dst []byte, s string) []byte {
-	out, err := appendString(dst, s)
-	if err != nil {
-		// encoding/json encodes every Go string: invalid UTF-8 becomes U+FFFD.
-		panic(fmt.Sprintf("jsonvalue: encode string: %v", err))
-	}
-	return out
-}
-
-// appendString quotes s. Printable ASCII other than '"' and '\' is copied, and any other string is
-// encoded by encoding/json, so that escapes match it exactly.
-func appendString(dst []byte, s string) ([]byte, error) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
-			return appendEscapedString(dst, s)
-		}
-	}
 	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"'), nil
+	start := 0 // s[start:i] is still to be copied as it is
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		var escape string
+		size := 1
+		if c < utf8.RuneSelf {
+			escape = asciiEscape(c)
+		} else {
+			var r rune
+			r, size = utf8.DecodeRuneInString(s[i:])
+			switch {
+			case r == utf8.RuneError && size == 1:
+				escape = `\ufffd`
+			case r == '\u2028':
+				escape = `\u2028`
+			case r == '\u2029':
+				escape = `\u2029`
+			}
+		}
+		if escape != "" {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, escape...)
+			start = i + size
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
-func appendEscapedString(dst []byte, s string) ([]byte, error) {
-	var sb strings.Builder
-	encoder := json.NewEncoder(&sb)
-	encoder.SetEscapeHTML(false)
-	if err := encoder.Encode(s); err != nil {
-		return nil, fmt.Errorf("encode canonical JSON: %w", err)
+// asciiEscape returns the escape of '"', '\\' or a control character.
+func asciiEscape(c byte) string {
+	switch c {
+	case '"':
+		return `\"`
+	case '\\':
+		return `\\`
+	case '\b':
+		return `\b`
+	case '\f':
+		return `\f`
+	case '\n':
+		return `\n`
+	case '\r':
+		return `\r`
+	case '\t':
+		return `\t`
 	}
-	return append(dst, strings.TrimSuffix(sb.String(), "\n")...), nil
+	const hex = "0123456789abcdef"
+	return `\u00` + string([]byte{hex[c>>4], hex[c&0xf]})
+}
+
+// appendString quotes s as AppendString does. Its error is always nil, in the signature of the
+// encoders that call it.
+func appendString(dst []byte, s string) ([]byte, error) {
+	return AppendString(dst, s), nil
 }

@@ -107,3 +107,43 @@ func FuzzParseJSON(f *testing.F) {
 		checkSameAsStandard(t, data)
 	})
 }
+
+// TestAppendStringMatchesEncodingJSON compares AppendString with encoding/json, without HTML
+// escaping, on every byte, on runes that encoding/json treats specially and on invalid UTF-8.
+func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	inputs := []string{"", "plain text", "<a href='x'>&amp;</a>", "café", "日本語", "🙂", "\u2028\u2029",
+		"\u2027\u202a", "\x7f", "\xff", "a\xc3", "\xed\xa0\x80", "\xf4\x90\x80\x80", "é\x00\"\\"}
+	for b := range 256 {
+		inputs = append(inputs, string([]byte{byte(b)}), "x"+string([]byte{byte(b)})+"y")
+	}
+	for _, input := range inputs {
+		var want bytes.Buffer
+		encoder := json.NewEncoder(&want)
+		encoder.SetEscapeHTML(false)
+		if err := encoder.Encode(input); err != nil {
+			t.Fatalf("encoding/json %q: %v", input, err)
+		}
+		got := string(AppendString([]byte("prefix"), input))
+		if want := "prefix" + strings.TrimSuffix(want.String(), "\n"); got != want {
+			t.Errorf("AppendString(%q) = %s, expected %s", input, got, want)
+		}
+	}
+}
+
+// FuzzAppendString compares AppendString with encoding/json on any string.
+func FuzzAppendString(f *testing.F) {
+	for _, seed := range []string{"", "a\"b\\c", "\x00\x1f\u2028", "\xff\xfe", "日本"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		var want bytes.Buffer
+		encoder := json.NewEncoder(&want)
+		encoder.SetEscapeHTML(false)
+		if err := encoder.Encode(input); err != nil {
+			t.Fatalf("encoding/json %q: %v", input, err)
+		}
+		if got, want := string(AppendString(nil, input)), strings.TrimSuffix(want.String(), "\n"); got != want {
+			t.Errorf("AppendString(%q) = %s, expected %s", input, got, want)
+		}
+	})
+}
