@@ -34,6 +34,9 @@ var memberTopics = []string{"t1", "t2", "t3"}
 // trial removes recorded members left after the time Kafka removes them.
 // Trials repeat until one of them needed that, because the case is random.
 func TestDeadMembersRemovesKilledJoiner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for several session timeouts of killed group members; skipped with -short")
+	}
 	brokers := startShortSessionBroker(t)
 	dead := kafkatest.NewDeadMembers(t, brokers)
 	// Kafka removes the killed joiner at the latest one session timeout after
