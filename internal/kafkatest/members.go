@@ -23,10 +23,10 @@ import (
 // JoinGroup waits for other members can therefore be left without a session
 // timer once the join completes. If another member is the leader, the
 // leader's SyncGroup makes the group stable with the dead member holding its
-// share of the partitions, and no rebalance ever removes it. Kafka's group
-// coordinator schedules the session timeout of every member when a join
-// completes, whether or not the reply reaches the client, so on Kafka the
-// member goes one session timeout later.
+// share of the partitions, and no rebalance ever removes it. Kafka's classic
+// group coordinator (GroupCoordinator.onCompleteJoin) schedules the session
+// timeout of every member when a join completes, whether or not the reply
+// reaches the client, so on Kafka the member goes one session timeout later.
 //
 // A test that kills clients records the member IDs that belong to them, and
 // calls Remove while the next clients run: it sends a LeaveGroup for each
