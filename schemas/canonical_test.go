@@ -31,6 +31,9 @@ var removalSamples = []string{
 	`{"metadata":{"uid":"x"},"z":[{"b":1,"c":2}]}`,
 	`{"devices":[{"asset_uid":"2","name":"n","uid":"1"}],"metadata":{"processed_time":1}}`,
 	`{"a":1,"a":2}`, `{"a":1,"b":{"a":1,"a":1}}`, `{"a":{},"b":1}`,
+	// A repeated key whose last member the removal empties, so decoding prunes the key.
+	`{"metadata":{"v":1},"metadata":{"uid":"a"}}`, `{"metadata":{},"metadata":{"uid":"a"}}`,
+	`{"b":1,"metadata":{"v":1},"metadata":{"uid":"a"}}`, `{"metadata":{"uid":"a"},"metadata":{"uid":"b"}}`,
 }
 
 var testPointers = []string{"/a/b/c", "/devices/*", "/devices/*/name", "/x~1y", "/k~0z", "/metadata"}
