@@ -50,11 +50,14 @@ func (r *Removal) child(token string) *Removal {
 // objects on its path that the removal leaves empty, but not array elements. It works on the JSON
 // text without building maps. It returns ErrSlowPath for anything it does not handle the same way,
 // such as a document that is not an object, invalid JSON or a repeated key, so that the caller
-// can take the decoding path instead.
+// can take the decoding path instead. It also returns ErrSlowPath when sorting the keys of deeply
+// nested unsorted objects would copy more than maxRewriteFactor times the size of data, because
+// decoding takes linear time on such a document.
 func AppendCanonicalWithout(dst, data []byte, removal *Removal) ([]byte, error) {
 	e := encoders.Get().(*encoder)
 	defer e.release()
 	e.parser = parser{data: data}
+	e.rewriteBudget = maxRewriteFactor*len(data) + minRewriteBudget
 
 	e.skipSpace()
 	if e.pos >= len(data) || data[e.pos] != '{' {
@@ -89,9 +92,20 @@ func (e *encoder) release() {
 	encoders.Put(e)
 }
 
+// maxRewriteFactor and minRewriteBudget bound the bytes that writeSorted copies for one document.
+// Each unsorted object copies its whole encoding, nested objects included, so a document whose
+// unsorted objects nest d deep copies about d times its size. Records that enrich writes have
+// sorted keys and copy nothing.
+const (
+	maxRewriteFactor = 8
+	minRewriteBudget = 4 << 10
+)
+
 type encoder struct {
 	parser
 	scratch []byte
+	// rewriteBudget is the number of bytes that writeSorted may still copy for this document.
+	rewriteBudget int
 	// members holds the members of the objects being encoded, innermost last.
 	members []canonicalMember
 }
@@ -277,6 +291,9 @@ func (e *encoder) writeSorted(dst []byte, mark int, members []canonicalMember) (
 		}
 	}
 
+	if e.rewriteBudget -= len(dst) - mark; e.rewriteBudget < 0 {
+		return nil, ErrSlowPath
+	}
 	e.scratch = append(e.scratch[:0], dst[mark:]...)
 	dst = append(dst[:mark], '{')
 	written := 0
