@@ -122,3 +122,17 @@ func fillRandomMap(random *rand.Rand, value reflect.Value) {
 		}
 	}
 }
+
+// TestAppendJSONInvalidNumber checks that AppendJSON fails, as encoding/json does, on an unmapped
+// json.Number that is not a JSON number, instead of writing invalid JSON.
+func TestAppendJSONInvalidNumber(t *testing.T) {
+	asset := Asset{Unmapped: Unmapped{"cybereason": map[string]any{"cpuUsage": json.Number("1.5%")}}}
+	if _, err := json.Marshal(&asset); err == nil {
+		t.Fatal("encoding/json accepted an invalid json.Number, so this test checks nothing")
+	}
+
+	out, err := asset.AppendJSON(nil)
+	if err == nil {
+		t.Errorf("AppendJSON wrote %s, expected an error", out)
+	}
+}
