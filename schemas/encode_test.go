@@ -119,6 +119,10 @@ func fillRandomMap(random *rand.Rand, value reflect.Value) {
 				"nil": nil, "list": []any{"x", json.Number("3")}, "object": map[string]any{"k": "v"},
 			}
 			value.SetMapIndex(reflect.ValueOf("cybereason"), reflect.ValueOf(vendor))
+			// Another vendor key, with empty and nil containers or with a value of a type that
+			// decoding JSON never makes, which Unmapped leaves to encoding/json.
+			other := unmappedOddities[random.IntN(len(unmappedOddities))]
+			value.SetMapIndex(reflect.ValueOf(key), reflect.ValueOf(other))
 		}
 	}
 }
@@ -135,4 +139,13 @@ func TestAppendJSONInvalidNumber(t *testing.T) {
 	if err == nil {
 		t.Errorf("AppendJSON wrote %s, expected an error", out)
 	}
+}
+
+// unmappedOddities are Unmapped values beyond those of a typical record.
+var unmappedOddities = []any{
+	map[string]any{"empty list": []any{}, "nil list": []any(nil), "nil map": map[string]any(nil), "empty map": map[string]any{}},
+	map[string]any{"zero number": json.Number(""), "negative": json.Number("-0.5e-3"), "deep": []any{[]any{map[string]any{"b": 1.5}}}},
+	map[string]any{"int": 42, "float": 2.5, "strings": []string{"<a>", "b\xff"}},
+	[]any{"not a map", json.Number("1")},
+	nil,
 }
