@@ -149,3 +149,32 @@ var unmappedOddities = []any{
 	[]any{"not a map", json.Number("1")},
 	nil,
 }
+
+// FuzzAppendJSON decodes each input into an Asset and a Finding, as a consumer of the records
+// would, and checks that AppendJSON writes what encoding/json writes for them.
+func FuzzAppendJSON(f *testing.F) {
+	for _, name := range []string{"asset-full.json", "finding-edr-detailed.json", "finding-malware.json"} {
+		data, err := os.ReadFile(path.Join("testdata", Version, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"unmapped":{"cybereason":{"k\u00e9y":"<\u2028>","n":-0.5e-3,"l":[[],{}],"z":null}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var asset Asset
+		if decodeRecord(data, &asset) == nil {
+			checkAppendJSON(t, "asset", &asset, asset.AppendJSON)
+		}
+		var finding Finding
+		if decodeRecord(data, &finding) == nil {
+			checkAppendJSON(t, "finding", &finding, finding.AppendJSON)
+		}
+	})
+}
+
+func decodeRecord(data []byte, record any) error {
+	decoder := json.NewDecoder(bytes.NewReader(data))
+	decoder.UseNumber()
+	return decoder.Decode(record)
+}
