@@ -2,8 +2,12 @@ package schemas
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"os"
 	"path"
+	"strings"
 	"testing"
 
 	"github.com/oversoc/cybereason-connector/internal/jsonvalue"
@@ -31,6 +35,9 @@ var removalSamples = []string{
 	`{"metadata":{"uid":"x"},"z":[{"b":1,"c":2}]}`,
 	`{"devices":[{"asset_uid":"2","name":"n","uid":"1"}],"metadata":{"processed_time":1}}`,
 	`{"a":1,"a":2}`, `{"a":1,"b":{"a":1,"a":1}}`, `{"a":{},"b":1}`,
+	// A repeated key whose last member the removal empties, so decoding prunes the key.
+	`{"metadata":{"v":1},"metadata":{"uid":"a"}}`, `{"metadata":{},"metadata":{"uid":"a"}}`,
+	`{"b":1,"metadata":{"v":1},"metadata":{"uid":"a"}}`, `{"metadata":{"uid":"a"},"metadata":{"uid":"b"}}`,
 }
 
 var testPointers = []string{"/a/b/c", "/devices/*", "/devices/*/name", "/x~1y", "/k~0z", "/metadata"}
@@ -102,4 +109,40 @@ func FuzzStreamingCanonical(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkStreamingCanonical(t, data)
 	})
+}
+
+// TestStreamingCanonicalDeepNesting checks that the streaming encoder leaves deeply nested
+// unsorted objects, whose sorting would copy the document once per level, to the decoding path,
+// and still encodes deep objects whose keys are sorted.
+func TestStreamingCanonicalDeepNesting(t *testing.T) {
+	const depth = 2000
+	payload := `"` + strings.Repeat("x", 10<<10) + `"`
+	unsorted := []byte(strings.Repeat(`{"b":`, depth) + payload + strings.Repeat(`,"a":1}`, depth))
+	sorted := []byte(strings.Repeat(`{"a":1,"b":`, depth) + payload + strings.Repeat(`}`, depth))
+	shallow := []byte(`{"z":{"y":{"x":{"w":{"v":` + payload + `,"a":1},"a":1},"a":1},"a":1},"a":1}`)
+
+	if _, err := jsonvalue.AppendCanonicalWithout(nil, unsorted, volatileRemovals[KindAsset]); !errors.Is(err, jsonvalue.ErrSlowPath) {
+		t.Errorf("deep unsorted objects: error %v, expected ErrSlowPath", err)
+	}
+	for name, data := range map[string][]byte{"deep sorted objects": sorted, "shallow unsorted objects": shallow} {
+		if _, err := jsonvalue.AppendCanonicalWithout(nil, data, volatileRemovals[KindAsset]); err != nil {
+			t.Errorf("%s: streaming encoder declined: %v", name, err)
+		}
+	}
+
+	for name, data := range map[string][]byte{"deep unsorted objects": unsorted, "deep sorted objects": sorted, "shallow unsorted objects": shallow} {
+		checkStreamingCanonical(t, data)
+		got, err := Fingerprint(KindAsset, data)
+		if err != nil {
+			t.Fatalf("%s: Fingerprint: %v", name, err)
+		}
+		canonical, err := canonicalWithout(KindAsset, data, VolatileFields(KindAsset))
+		if err != nil {
+			t.Fatalf("%s: canonicalWithout: %v", name, err)
+		}
+		sum := sha256.Sum256(canonical)
+		if want := hex.EncodeToString(sum[:8]); got != want {
+			t.Errorf("%s: fingerprint %s, decoding path gives %s", name, got, want)
+		}
+	}
 }

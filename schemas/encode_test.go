@@ -119,6 +119,62 @@ func fillRandomMap(random *rand.Rand, value reflect.Value) {
 				"nil": nil, "list": []any{"x", json.Number("3")}, "object": map[string]any{"k": "v"},
 			}
 			value.SetMapIndex(reflect.ValueOf("cybereason"), reflect.ValueOf(vendor))
+			// Another vendor key, with empty and nil containers or with a value of a type that
+			// decoding JSON never makes, which Unmapped leaves to encoding/json.
+			other := unmappedOddities[random.IntN(len(unmappedOddities))]
+			value.SetMapIndex(reflect.ValueOf(key), reflect.ValueOf(other))
 		}
 	}
+}
+
+// TestAppendJSONInvalidNumber checks that AppendJSON fails, as encoding/json does, on an unmapped
+// json.Number that is not a JSON number, instead of writing invalid JSON.
+func TestAppendJSONInvalidNumber(t *testing.T) {
+	asset := Asset{Unmapped: Unmapped{"cybereason": map[string]any{"cpuUsage": json.Number("1.5%")}}}
+	if _, err := json.Marshal(&asset); err == nil {
+		t.Fatal("encoding/json accepted an invalid json.Number, so this test checks nothing")
+	}
+
+	out, err := asset.AppendJSON(nil)
+	if err == nil {
+		t.Errorf("AppendJSON wrote %s, expected an error", out)
+	}
+}
+
+// unmappedOddities are Unmapped values beyond those of a typical record.
+var unmappedOddities = []any{
+	map[string]any{"empty list": []any{}, "nil list": []any(nil), "nil map": map[string]any(nil), "empty map": map[string]any{}},
+	map[string]any{"zero number": json.Number(""), "negative": json.Number("-0.5e-3"), "deep": []any{[]any{map[string]any{"b": 1.5}}}},
+	map[string]any{"int": 42, "float": 2.5, "strings": []string{"<a>", "b\xff"}},
+	[]any{"not a map", json.Number("1")},
+	nil,
+}
+
+// FuzzAppendJSON decodes each input into an Asset and a Finding, as a consumer of the records
+// would, and checks that AppendJSON writes what encoding/json writes for them.
+func FuzzAppendJSON(f *testing.F) {
+	for _, name := range []string{"asset-full.json", "finding-edr-detailed.json", "finding-malware.json"} {
+		data, err := os.ReadFile(path.Join("testdata", Version, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"unmapped":{"cybereason":{"k\u00e9y":"<\u2028>","n":-0.5e-3,"l":[[],{}],"z":null}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var asset Asset
+		if decodeRecord(data, &asset) == nil {
+			checkAppendJSON(t, "asset", &asset, asset.AppendJSON)
+		}
+		var finding Finding
+		if decodeRecord(data, &finding) == nil {
+			checkAppendJSON(t, "finding", &finding, finding.AppendJSON)
+		}
+	})
+}
+
+func decodeRecord(data []byte, record any) error {
+	decoder := json.NewDecoder(bytes.NewReader(data))
+	decoder.UseNumber()
+	return decoder.Decode(record)
 }

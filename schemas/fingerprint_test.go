@@ -3,10 +3,13 @@ package schemas
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -268,4 +271,52 @@ func mutateLeaf(value any) any {
 		return v
 	}
 	return "x"
+}
+
+// TestFingerprintConcurrentCalls checks that concurrent calls, which share pooled buffers and
+// encoders, each get the fingerprint of their own record. The inputs mix the streaming and the
+// decoding paths, records larger than the pooled buffers, and invalid documents.
+func TestFingerprintConcurrentCalls(t *testing.T) {
+	large := `{"a":"` + strings.Repeat("x", 100<<10) + `","b":1}`
+	inputs := []string{large, `{"b":{"z":1,"y":2},"a":[{"d":1,"c":2}]}`, `{"a":1,"a":2}`, `{"a":`, `[]`}
+	inputs = append(inputs, removalSamples...)
+	for _, name := range fingerprintExamples() {
+		data, err := os.ReadFile(path.Join("testdata", Version, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, string(data), string(marshal(t, loadExample(t, name))))
+	}
+
+	type result struct {
+		fingerprint string
+		err         error
+	}
+	want := make([]result, len(inputs))
+	for i, input := range inputs {
+		want[i].fingerprint, want[i].err = Fingerprint(KindFinding, []byte(input))
+	}
+
+	const goroutines, rounds = 8, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Go(func() {
+			for round := range rounds {
+				for j := range inputs {
+					i := (j + g*7 + round) % len(inputs) // a different order in each goroutine
+					got, err := Fingerprint(KindFinding, []byte(inputs[i]))
+					if got != want[i].fingerprint || (err == nil) != (want[i].err == nil) {
+						errs <- fmt.Errorf("input %d: fingerprint %q (%v), alone it is %q (%v)", i, got, err, want[i].fingerprint, want[i].err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

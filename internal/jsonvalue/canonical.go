@@ -50,11 +50,14 @@ func (r *Removal) child(token string) *Removal {
 // objects on its path that the removal leaves empty, but not array elements. It works on the JSON
 // text without building maps. It returns ErrSlowPath for anything it does not handle the same way,
 // such as a document that is not an object, invalid JSON or a repeated key, so that the caller
-// can take the decoding path instead.
+// can take the decoding path instead. It also returns ErrSlowPath when sorting the keys of deeply
+// nested unsorted objects would copy more than maxRewriteFactor times the size of data, because
+// decoding takes linear time on such a document.
 func AppendCanonicalWithout(dst, data []byte, removal *Removal) ([]byte, error) {
 	e := encoders.Get().(*encoder)
 	defer e.release()
 	e.parser = parser{data: data}
+	e.rewriteBudget = maxRewriteFactor*len(data) + minRewriteBudget
 
 	e.skipSpace()
 	if e.pos >= len(data) || data[e.pos] != '{' {
@@ -89,18 +92,32 @@ func (e *encoder) release() {
 	encoders.Put(e)
 }
 
+// maxRewriteFactor and minRewriteBudget bound the bytes that writeSorted copies for one document.
+// Each unsorted object copies its whole encoding, nested objects included, so a document whose
+// unsorted objects nest d deep copies about d times its size. Records that enrich writes have
+// sorted keys and copy nothing.
+const (
+	maxRewriteFactor = 8
+	minRewriteBudget = 4 << 10
+)
+
 type encoder struct {
 	parser
 	scratch []byte
+	// rewriteBudget is the number of bytes that writeSorted may still copy for this document.
+	rewriteBudget int
 	// members holds the members of the objects being encoded, innermost last.
 	members []canonicalMember
 }
 
-// canonicalMember is one encoded member of an object: its decoded key and where `"key":value`
-// sits in dst.
+// canonicalMember is one member of an object: its decoded key and where `"key":value` sits in
+// dst. A pruned member is an object that the removal left empty. It is not in dst but stays
+// listed, so that a repeated key still sends the document to the decoding path, where the last
+// member with that key decides whether the key is pruned.
 type canonicalMember struct {
 	key        []byte
 	start, end int
+	pruned     bool
 }
 
 // quoted scans the string at e.pos and returns its decoded bytes. A plain string (printable ASCII
@@ -185,7 +202,7 @@ func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, r
 		e.pos++
 		return append(dst, '}'), false, true, nil
 	}
-	sorted := true
+	sorted, kept := true, 0
 	for {
 		e.skipSpace()
 		if e.pos >= len(e.data) || e.data[e.pos] != '"' {
@@ -203,7 +220,7 @@ func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, r
 
 		child := removal.child(string(key))
 		start := len(dst)
-		if len(e.members) > first {
+		if kept > 0 {
 			dst = append(dst, ',')
 		}
 		memberStart := len(dst)
@@ -215,17 +232,18 @@ func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, r
 		if dst, childRemoved, childEmpty, err = e.value(dst, child, depth); err != nil {
 			return nil, false, false, err
 		}
+		member := canonicalMember{key: key, start: memberStart, end: len(dst)}
 		switch {
 		case child != nil && child.leaf:
+			// Every member with this key is left out, so a repeated key cannot change the result.
 			dst, removed = dst[:start], true
 		case childRemoved && childEmpty:
-			dst, removed = dst[:start], true
+			dst, removed, member.pruned = dst[:start], true, true
+			sorted = e.listMember(first, member) && sorted
 		default:
 			removed = removed || childRemoved
-			if n := len(e.members); n > first && bytes.Compare(e.members[n-1].key, key) >= 0 {
-				sorted = false
-			}
-			e.members = append(e.members, canonicalMember{key: key, start: memberStart, end: len(dst)})
+			kept++
+			sorted = e.listMember(first, member) && sorted
 		}
 
 		e.skipSpace()
@@ -247,14 +265,24 @@ func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, r
 	e.members = e.members[:first]
 	if sorted {
 		// Strictly increasing keys: no key repeats, and dst already holds the canonical form.
-		return append(dst, '}'), removed, len(members) == 0, nil
+		return append(dst, '}'), removed, kept == 0, nil
 	}
 	dst, err = e.writeSorted(dst, mark, members)
-	return dst, removed, len(members) == 0, err
+	return dst, removed, kept == 0, err
+}
+
+// listMember appends m to the members of the object whose first member is e.members[first], and
+// reports whether m's key comes after the key of the member listed before it.
+func (e *encoder) listMember(first int, m canonicalMember) bool {
+	n := len(e.members)
+	increasing := n == first || bytes.Compare(e.members[n-1].key, m.key) < 0
+	e.members = append(e.members, m)
+	return increasing
 }
 
 // writeSorted rewrites the object encoded in dst[mark:], whose members are listed in members, with
-// its members in key order. dst[mark:] contains '{' and the members separated by commas.
+// its members in key order. dst[mark:] contains '{' and the members that are not pruned, separated
+// by commas.
 func (e *encoder) writeSorted(dst []byte, mark int, members []canonicalMember) ([]byte, error) {
 	slices.SortFunc(members, func(a, b canonicalMember) int { return bytes.Compare(a.key, b.key) })
 	for i := 1; i < len(members); i++ {
@@ -263,13 +291,21 @@ func (e *encoder) writeSorted(dst []byte, mark int, members []canonicalMember) (
 		}
 	}
 
+	if e.rewriteBudget -= len(dst) - mark; e.rewriteBudget < 0 {
+		return nil, ErrSlowPath
+	}
 	e.scratch = append(e.scratch[:0], dst[mark:]...)
 	dst = append(dst[:mark], '{')
-	for i, m := range members {
-		if i > 0 {
+	written := 0
+	for _, m := range members {
+		if m.pruned {
+			continue
+		}
+		if written > 0 {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, e.scratch[m.start-mark:m.end-mark]...)
+		written++
 	}
 	return append(dst, '}'), nil
 }

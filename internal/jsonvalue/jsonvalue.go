@@ -272,10 +272,7 @@ func AppendCanonical(dst []byte, value any) ([]byte, error) {
 		}
 		return append(dst, "false"...), nil
 	case json.Number:
-		if v == "" {
-			return append(dst, '0'), nil
-		}
-		return append(dst, v...), nil
+		return appendNumber(dst, v)
 	case string:
 		return appendString(dst, v)
 	case []any:
@@ -297,6 +294,19 @@ func AppendCanonical(dst []byte, value any) ([]byte, error) {
 		return appendObject(dst, v)
 	}
 	return nil, fmt.Errorf("encode canonical JSON: unexpected %T in a decoded value", value)
+}
+
+// appendNumber writes n as written, or 0 for "", and rejects what is not a JSON number, as
+// encoding/json does. Parse only makes valid numbers, but a caller may build a json.Number itself.
+func appendNumber(dst []byte, n json.Number) ([]byte, error) {
+	if n == "" {
+		return append(dst, '0'), nil
+	}
+	p := parser{data: []byte(n)}
+	if p.skipNumber() != nil || p.pos != len(p.data) {
+		return nil, fmt.Errorf("encode canonical JSON: invalid number literal %q", string(n))
+	}
+	return append(dst, n...), nil
 }
 
 func appendObject(dst []byte, object map[string]any) ([]byte, error) {

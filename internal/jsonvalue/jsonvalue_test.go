@@ -147,3 +147,24 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendCanonicalNumbers checks that AppendCanonical writes a json.Number as encoding/json
+// does, and rejects every json.Number that encoding/json rejects.
+func TestAppendCanonicalNumbers(t *testing.T) {
+	numbers := []json.Number{
+		"", "0", "-0", "7", "-12", "1.50", "2e10", "2E+10", "3e-7", "123456789012345678901234567890",
+		"01", "-", "+1", "1.", ".5", "1e", "1e+", "0x10", "1 ", " 1", "1,2", "NaN", "1}", `1"`,
+	}
+	for _, number := range numbers {
+		t.Run(string(number), func(t *testing.T) {
+			want, wantErr := encodeStandard(number)
+			got, err := AppendCanonical(nil, number)
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("AppendCanonical error %v, encoding/json error %v", err, wantErr)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("AppendCanonical wrote %s, encoding/json writes %s", got, want)
+			}
+		})
+	}
+}
