@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 
@@ -455,14 +456,8 @@ func appendStrings(dst []byte, items []string) []byte {
 
 // appendStringMap writes a map with its keys sorted, as encoding/json does.
 func appendStringMap(dst []byte, m map[string]string) []byte {
-	keys := make([]string, 0, len(m))
-	for key := range m {
-		keys = append(keys, key)
-	}
-	slices.Sort(keys)
-
 	dst = append(dst, '{')
-	for i, key := range keys {
+	for i, key := range slices.Sorted(maps.Keys(m)) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}

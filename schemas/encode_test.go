@@ -51,12 +51,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 
 func checkAppendJSON(t *testing.T, name string, record any, appendJSON func([]byte) ([]byte, error)) {
 	t.Helper()
-	var want bytes.Buffer
-	encoder := json.NewEncoder(&want)
-	encoder.SetEscapeHTML(false)
-	if err := encoder.Encode(record); err != nil {
-		t.Fatalf("%s: encoding/json: %v", name, err)
-	}
+	want := encodeJSON(t, record, false)
 	got, err := appendJSON([]byte("prefix"))
 	if err != nil {
 		t.Fatalf("%s: AppendJSON: %v", name, err)
@@ -64,7 +59,7 @@ func checkAppendJSON(t *testing.T, name string, record any, appendJSON func([]by
 	if !bytes.HasPrefix(got, []byte("prefix")) {
 		t.Fatalf("%s: AppendJSON did not append to dst", name)
 	}
-	if got, want := string(got[len("prefix"):]), strings.TrimSuffix(want.String(), "\n"); got != want {
+	if got, want := string(got[len("prefix"):]), strings.TrimSuffix(want, "\n"); got != want {
 		t.Fatalf("%s: AppendJSON wrote\n%s\nencoding/json writes\n%s", name, got, want)
 	}
 }

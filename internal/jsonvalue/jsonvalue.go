@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"unicode/utf8"
 )
@@ -313,14 +314,8 @@ func appendObject(dst []byte, object map[string]any) ([]byte, error) {
 	if object == nil {
 		return append(dst, "null"...), nil
 	}
-	keys := make([]string, 0, len(object))
-	for key := range object {
-		keys = append(keys, key)
-	}
-	slices.Sort(keys)
-
 	dst = append(dst, '{')
-	for i, key := range keys {
+	for i, key := range slices.Sorted(maps.Keys(object)) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
