@@ -213,7 +213,7 @@ func (r *Runner) restore(ctx context.Context, a assignment) bool {
 		start := time.Now()
 		err := r.restorer.Restore(ctx, a.topic, a.partition)
 		if err == nil {
-			r.logger.Info("partition state restored", "topic", a.topic, "partition", a.partition, "duration", time.Since(start))
+			r.logger.Info("partition state restored", "topic", a.topic, "partition", a.partition, "duration", time.Since(start).Round(time.Millisecond).String())
 			return true
 		}
 		if ctx.Err() != nil {

@@ -99,7 +99,7 @@ func (s *Stage) Restore(ctx context.Context, topic string, partition int) error 
 
 	s.restored.Add(int64(records))
 	s.logger.Info("dedupe state restored", "topic", out, "partition", partition,
-		"keys", len(keys), "records", records, "duration", time.Since(start))
+		"keys", len(keys), "records", records, "duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
