@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -40,6 +41,7 @@ type Stages struct {
 	topics    []string // every topic the built stages use
 	security  *kafkaconn.Security
 	transport *kafka.Transport // the writer's, closed by Close
+	conns     *kafkaconn.Conns // the open connections of transport
 	logger    *slog.Logger
 
 	metrics     *instruments
@@ -85,6 +87,7 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 	// key.
 	topics := cfg.Kafka.Topics
 	transport := security.Transport()
+	conns := kafkaconn.Track(transport)
 	writer, err := sink.NewWriter(sink.Config{
 		Brokers:   cfg.Kafka.Brokers,
 		Transport: transport,
@@ -100,6 +103,7 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 		topics:    requiredTopics(cfg),
 		security:  security,
 		transport: transport,
+		conns:     conns,
 		logger:    logger,
 		metrics:   metrics,
 		publisher: countingPublisher{writer: writer, metrics: metrics},
@@ -325,7 +329,8 @@ func (s *Stages) RunPipeline(ctx context.Context) error {
 // built stage until ctx ends. On the way out the source stops scheduling and
 // the runners stop fetching. Each runner finishes its batch in flight within
 // the shutdown timeout, and a batch not done by then is consumed again at the
-// next start. Then the console session is closed and the writer flushes. A credential
+// next start. Then the console session is closed and the writer flushes, both
+// within what is left of the shutdown timeout since ctx ended. A credential
 // refusal at start-up is returned at once, because retrying would only lock
 // the account, and so is a login redirected away from the console URL, because
 // only a change of CYBEREASON_URL fixes it.
@@ -342,6 +347,13 @@ func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 		}
 	}
 
+	var deadline atomic.Pointer[time.Time]
+	stopWatching := context.AfterFunc(ctx, func() {
+		end := time.Now().Add(shutdownTimeout)
+		deadline.Store(&end)
+	})
+	defer stopWatching()
+
 	group, groupCtx := errgroup.WithContext(ctx)
 	if s.Source != nil {
 		group.Go(func() error { return s.Source.Run(groupCtx, shutdownTimeout) })
@@ -349,23 +361,82 @@ func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	group.Go(func() error { return s.RunPipeline(groupCtx) })
 	err := group.Wait()
 
-	return errors.Join(err, s.Close())
+	end := time.Now().Add(shutdownTimeout) // a stage failed: the shutdown starts now
+	if stopped := deadline.Load(); stopped != nil {
+		end = *stopped
+	}
+	return errors.Join(err, s.closeBy(end))
 }
 
-// Close logs out of the console and flushes the writer.
+// The console logout when the stages close takes at most logoutTimeout, and
+// is given logoutMinimum even when the shutdown timeout is already spent, so
+// that the session does not stay open on the console.
+const (
+	logoutTimeout = 10 * time.Second
+	logoutMinimum = time.Second
+)
+
+// Close logs out of the console and flushes the writer, waiting for the
+// writes in flight up to the writer's timeout.
 func (s *Stages) Close() error {
+	return s.closeBy(time.Time{})
+}
+
+// closeBy logs out of the console and flushes the writer by deadline, or
+// without a deadline when it is zero. The logout may take logoutMinimum past
+// the deadline. Writes still waiting for the broker at the deadline fail
+// when their connections are closed. Their batches are not committed, so
+// they are consumed or collected again at the next start.
+func (s *Stages) closeBy(deadline time.Time) error {
 	var errs []error
 	if s.Client != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		logoutBy := time.Now().Add(logoutTimeout)
+		if !deadline.IsZero() {
+			logoutBy = time.Now().Add(min(logoutTimeout, max(time.Until(deadline), logoutMinimum)))
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), logoutBy)
 		if err := s.Client.Logout(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("log out of the console: %w", err))
 		}
 		cancel()
 	}
-	if err := s.closeWriter(); err != nil {
+	if err := s.closeWriterBy(deadline); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// closeWriterBy closes the writer. When writes are still in flight at
+// deadline, it closes the writer's connections so that they fail at once.
+func (s *Stages) closeWriterBy(deadline time.Time) error {
+	if deadline.IsZero() || s.conns == nil {
+		return s.closeWriter()
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.closeWriter() }()
+
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case err := <-closed:
+		return err
+	case <-timer.C:
+	}
+	s.logger.Warn("kafka writes still in flight at the end of the shutdown timeout; closing their connections, and their batches will be processed again at the next start",
+		"connections", s.conns.CloseAll())
+
+	// Close sends the writer's pending batches on new connections, which may
+	// hang as well, so the connections are closed again until it returns.
+	ticker := time.NewTicker(100 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		select {
+		case err := <-closed:
+			return err
+		case <-ticker.C:
+			s.conns.CloseAll()
+		}
+	}
 }
 
 // closeWriter flushes the writer and closes its connections.

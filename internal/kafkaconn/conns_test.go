@@ -1,0 +1,87 @@
+package kafkaconn_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/oversoc/cybereason-connector/internal/kafkaconn"
+)
+
+// TestConnsCloseAllEndsRequestInFlight sends a request to a listener that
+// accepts connections and never responds. CloseAll must end the request at
+// once, long before its own deadline.
+func TestConnsCloseAllEndsRequestInFlight(t *testing.T) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			conn, err := listener.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case accepted <- conn: // kept open without a response
+			default:
+				conn.Close()
+			}
+		}
+	}()
+	defer func() {
+		listener.Close()
+		<-stopped
+		close(accepted)
+		for conn := range accepted {
+			conn.Close()
+		}
+	}()
+
+	transport := &kafka.Transport{}
+	conns := kafkaconn.Track(transport)
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(listener.Addr().String()), Transport: transport}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+		done <- err
+	}()
+
+	var conn net.Conn
+	select {
+	case conn = <-accepted:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the transport never connected")
+	}
+	defer conn.Close()
+	for closed := 0; closed == 0; {
+		select {
+		case err := <-done:
+			t.Fatalf("request ended before CloseAll: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		closed = conns.CloseAll() // the connection is tracked once the dial returns
+	}
+
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("request succeeded after its connection was closed, want an error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("request still waiting 30s after CloseAll")
+	}
+	if n := conns.CloseAll(); n != 0 {
+		t.Errorf("CloseAll closed %d connections the second time, want 0: closed connections must be forgotten", n)
+	}
+}
