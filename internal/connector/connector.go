@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,7 +43,12 @@ type Stages struct {
 	security  *kafkaconn.Security
 	transport *kafka.Transport // the writer's, closed by Close
 	conns     *kafkaconn.Conns // the open connections of transport
-	logger    *slog.Logger
+	// groupDialer is the dialer of the runners and of dedupe's restores,
+	// and groupConns its open connections, closed when the shutdown
+	// timeout ends with group requests still waiting for the broker.
+	groupDialer *kafka.Dialer
+	groupConns  *kafkaconn.Conns
+	logger      *slog.Logger
 
 	metrics     *instruments
 	publisher   countingPublisher // the writer, counting what it publishes
@@ -88,6 +94,8 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 	topics := cfg.Kafka.Topics
 	transport := security.Transport()
 	conns := kafkaconn.Track(transport)
+	groupDialer := security.Dialer()
+	groupConns := kafkaconn.TrackDialer(groupDialer)
 	writer, err := sink.NewWriter(sink.Config{
 		Brokers:   cfg.Kafka.Brokers,
 		Transport: transport,
@@ -98,15 +106,17 @@ func Build(cfg *config.Config, opts Options, logger *slog.Logger) (*Stages, erro
 	}
 	metrics := newInstruments()
 	stages := &Stages{
-		Writer:    writer,
-		brokers:   cfg.Kafka.Brokers,
-		topics:    requiredTopics(cfg),
-		security:  security,
-		transport: transport,
-		conns:     conns,
-		logger:    logger,
-		metrics:   metrics,
-		publisher: countingPublisher{writer: writer, metrics: metrics},
+		Writer:      writer,
+		brokers:     cfg.Kafka.Brokers,
+		topics:      requiredTopics(cfg),
+		security:    security,
+		transport:   transport,
+		conns:       conns,
+		groupDialer: groupDialer,
+		groupConns:  groupConns,
+		logger:      logger,
+		metrics:     metrics,
+		publisher:   countingPublisher{writer: writer, metrics: metrics},
 	}
 
 	steps := []struct {
@@ -203,7 +213,7 @@ func (s *Stages) buildEnrich(cfg *config.Config, opts Options) error {
 	runner, err := pipeline.NewRunner(pipeline.RunnerConfig{
 		Name:             config.StageEnrich,
 		Brokers:          cfg.Kafka.Brokers,
-		Dialer:           s.security.Dialer(),
+		Dialer:           s.groupDialer,
 		GroupID:          cfg.Kafka.EnrichGroup,
 		SessionTimeout:   cfg.Kafka.GroupSessionTimeout,
 		RebalanceTimeout: cfg.Kafka.GroupRebalanceTimeout,
@@ -251,7 +261,7 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 		Fingerprint:    fingerprintByTopic(kinds),
 		ResyncInterval: cfg.Kafka.DedupeResyncInterval,
 		Brokers:        cfg.Kafka.Brokers,
-		Dialer:         s.security.Dialer(),
+		Dialer:         s.groupDialer,
 		Assets: &dedupe.AssetConfig{
 			Topic:              cfg.Kafka.Topics.NormalizedAssets,
 			SecurityStateTopic: cfg.Kafka.Topics.AssetSecurityState,
@@ -266,7 +276,7 @@ func (s *Stages) buildDedupe(cfg *config.Config, _ Options) error {
 	runner, err := pipeline.NewRunner(pipeline.RunnerConfig{
 		Name:             config.StageDedupe,
 		Brokers:          cfg.Kafka.Brokers,
-		Dialer:           s.security.Dialer(),
+		Dialer:           s.groupDialer,
 		GroupID:          cfg.Kafka.DedupeGroup,
 		SessionTimeout:   cfg.Kafka.GroupSessionTimeout,
 		RebalanceTimeout: cfg.Kafka.GroupRebalanceTimeout,
@@ -329,13 +339,19 @@ func (s *Stages) RunPipeline(ctx context.Context) error {
 // built stage until ctx ends. On the way out the source stops scheduling and
 // the runners stop fetching. Each runner finishes its batch in flight within
 // the shutdown timeout, and a batch not done by then is consumed again at the
-// next start. Then the console session is closed and the writer flushes, both
-// within what is left of the shutdown timeout since ctx ended. A credential
+// next start. When the shutdown timeout ends, consumer group requests that
+// Kafka has not responded to are abandoned and their connections closed.
+// Then the console session is closed and the writer flushes, both within
+// what is left of the shutdown timeout since ctx ended. When ctx ends during
+// the start-up check, Run returns nil, as after a clean stop. A credential
 // refusal at start-up is returned at once, because retrying would only lock
 // the account, and so is a login redirected away from the console URL, because
 // only a change of CYBEREASON_URL fixes it.
 func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	if err := checkTopics(ctx, s.security, s.brokers, s.topics); err != nil {
+		if ctx.Err() != nil {
+			return s.Close() // stopped before the start-up check ended: a clean stop
+		}
 		return errors.Join(err, s.Close())
 	}
 	if s.Client != nil {
@@ -359,13 +375,60 @@ func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 		group.Go(func() error { return s.Source.Run(groupCtx, shutdownTimeout) })
 	}
 	group.Go(func() error { return s.RunPipeline(groupCtx) })
+	stopAbandoning := s.abandonGroupRequestsAfter(ctx, shutdownTimeout)
 	err := group.Wait()
+	stopAbandoning()
 
 	end := time.Now().Add(shutdownTimeout) // a stage failed: the shutdown starts now
 	if stopped := deadline.Load(); stopped != nil {
 		end = *stopped
 	}
 	return errors.Join(err, s.closeBy(end))
+}
+
+// abandonGroupRequestsAfter closes the connections of the runners' consumer
+// groups and readers when shutdownTimeout has passed since ctx ended, and
+// again every 100 ms until the returned function is called, which waits for
+// its goroutine. No context ends a kafka-go v0.4.51 consumer group request.
+// A join waits up to the rebalance timeout plus 5 s, a sync up to the session
+// timeout plus 5 s, and a heartbeat, offset commit or leave up to 5 s. A
+// batch whose commit fails that way is consumed again at the next start, and
+// the broker removes a member that could not leave after the session timeout.
+func (s *Stages) abandonGroupRequestsAfter(ctx context.Context, shutdownTimeout time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		timer := time.NewTimer(shutdownTimeout)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-done:
+			return
+		}
+		s.logger.Warn("kafka group requests still waiting at the end of the shutdown timeout; closing their connections, and their batches will be consumed again at the next start",
+			"connections", s.groupConns.CloseAll())
+
+		// The consumer groups dial again to leave, and may hang again.
+		ticker := time.NewTicker(100 * time.Millisecond)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ticker.C:
+				s.groupConns.CloseAll()
+			case <-done:
+				return
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // The console logout when the stages close takes at most logoutTimeout, and

@@ -35,6 +35,19 @@ func Track(transport *kafka.Transport) *Conns {
 	return c
 }
 
+// TrackDialer makes dialer open its connections through the returned Conns, so that CloseAll can
+// end the requests of the readers and consumer groups that use it, which kafka-go does not let a
+// context cancel. It keeps the dialer's DialFunc when one is set. Call it before the dialer is used.
+func TrackDialer(dialer *kafka.Dialer) *Conns {
+	c := &Conns{dial: dialer.DialFunc, open: make(map[*trackedConn]struct{})}
+	if c.dial == nil {
+		// kafka-go bounds the dial with the dialer's Timeout through ctx.
+		c.dial = (&net.Dialer{}).DialContext
+	}
+	dialer.DialFunc = c.Dial
+	return c
+}
+
 // Dial opens a connection and keeps it until it is closed.
 func (c *Conns) Dial(ctx context.Context, network, address string) (net.Conn, error) {
 	conn, err := c.dial(ctx, network, address)

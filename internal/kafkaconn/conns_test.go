@@ -85,3 +85,58 @@ func TestConnsCloseAllEndsRequestInFlight(t *testing.T) {
 		t.Errorf("CloseAll closed %d connections the second time, want 0: closed connections must be forgotten", n)
 	}
 }
+
+// TestTrackDialerCloseAllEndsRequestInFlight sends a request on a dialer's
+// connection to a listener that accepts it and never responds, as a consumer
+// group's join or commit waits. CloseAll must end the request at once.
+func TestTrackDialerCloseAllEndsRequestInFlight(t *testing.T) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		conn, err := listener.Accept()
+		if err == nil {
+			accepted <- conn // kept open without a response
+		}
+		close(accepted)
+	}()
+
+	dialer := &kafka.Dialer{Timeout: 10 * time.Second}
+	conns := kafkaconn.TrackDialer(dialer)
+	conn, err := dialer.Dial("tcp", listener.Addr().String())
+	if err != nil {
+		t.Fatalf("dial through the tracked dialer: %v", err)
+	}
+	defer conn.Close()
+	server := <-accepted
+	if server == nil {
+		t.Fatal("the listener accepted no connection")
+	}
+	defer server.Close()
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.ReadPartitions("events")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("request ended before CloseAll: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n := conns.CloseAll(); n != 1 {
+		t.Errorf("CloseAll closed %d connections, want 1", n)
+	}
+
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("request succeeded after its connection was closed, want an error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("request still waiting 30s after CloseAll")
+	}
+}
