@@ -392,3 +392,29 @@ func keysByTopic(records []record) map[string]map[string]bool {
 	}
 	return keys
 }
+
+// TestRecordsKeepValueText checks that the records file and the printed
+// example hold each value as the topic does, with <, > and & unescaped.
+func TestRecordsKeepValueText(t *testing.T) {
+	const value = `{"department":"R&D <lab>"}`
+	records := []record{{Topic: "oversoc.assets", Key: "a&b", Headers: map[string]string{"ce_id": "a&b#1"}, Value: json.RawMessage(value)}}
+
+	path := filepath.Join(t.TempDir(), "records.jsonl")
+	if err := writeRecords(path, records); err != nil {
+		t.Fatal(err)
+	}
+	written, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"topic":"oversoc.assets","key":"a&b","headers":{"ce_id":"a&b#1"},"value":` + value + "}\n"
+	if string(written) != want {
+		t.Errorf("records file:\n%s\nwant:\n%s", written, want)
+	}
+
+	var printed strings.Builder
+	printExamples(&printed, records, "oversoc.assets")
+	if !strings.Contains(printed.String(), `"department": "R&D <lab>"`) {
+		t.Errorf("printed example lacks the value's text unescaped:\n%s", printed.String())
+	}
+}

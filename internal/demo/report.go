@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -130,11 +131,13 @@ func printExamples(out io.Writer, records []record, topics ...string) {
 			if rec.Topic != topic || string(rec.Value) == "null" {
 				continue
 			}
-			pretty, err := json.MarshalIndent(rec, "", "  ")
-			if err != nil {
+			var pretty bytes.Buffer
+			encoder := newRecordEncoder(&pretty)
+			encoder.SetIndent("", "  ")
+			if err := encoder.Encode(rec); err != nil {
 				continue
 			}
-			fmt.Fprintf(out, "\nOne record of %s:\n%s\n", topic, pretty)
+			fmt.Fprintf(out, "\nOne record of %s:\n%s", topic, pretty.Bytes())
 			break
 		}
 	}
@@ -153,7 +156,7 @@ func writeRecords(path string, records []record) (err error) {
 	}()
 
 	buffered := bufio.NewWriter(file)
-	encoder := json.NewEncoder(buffered)
+	encoder := newRecordEncoder(buffered)
 	for _, rec := range records {
 		if err := encoder.Encode(rec); err != nil {
 			return fmt.Errorf("write records file: %w", err)
@@ -163,4 +166,13 @@ func writeRecords(path string, records []record) (err error) {
 		return fmt.Errorf("write records file: %w", err)
 	}
 	return nil
+}
+
+// newRecordEncoder returns an encoder that writes the values' text as the
+// topics hold it. encoding/json escapes <, > and & by default, even inside a
+// json.RawMessage, while enrich and dedupe write them unescaped.
+func newRecordEncoder(w io.Writer) *json.Encoder {
+	encoder := json.NewEncoder(w)
+	encoder.SetEscapeHTML(false)
+	return encoder
 }
