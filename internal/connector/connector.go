@@ -342,11 +342,11 @@ func (s *Stages) RunPipeline(ctx context.Context) error {
 // next start. When the shutdown timeout ends, consumer group requests that
 // Kafka has not responded to are abandoned and their connections closed.
 // Then the console session is closed and the writer flushes, both within
-// what is left of the shutdown timeout since ctx ended. When ctx ends during
-// the start-up check, Run returns nil, as after a clean stop. A credential
-// refusal at start-up is returned at once, because retrying would only lock
-// the account, and so is a login redirected away from the console URL, because
-// only a change of CYBEREASON_URL fixes it.
+// what is left of the shutdown timeout since ctx ended or a stage failed.
+// When ctx ends during the start-up check, Run returns nil, as after a clean
+// stop. A credential refusal at start-up is returned at once, because
+// retrying would only lock the account, and so is a login redirected away
+// from the console URL, because only a change of CYBEREASON_URL fixes it.
 func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	if err := checkTopics(ctx, s.security, s.brokers, s.topics); err != nil {
 		if ctx.Err() != nil {
@@ -363,33 +363,35 @@ func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 		}
 	}
 
+	// The shutdown starts when ctx ends or a stage fails, which both end
+	// groupCtx.
+	group, groupCtx := errgroup.WithContext(ctx)
 	var deadline atomic.Pointer[time.Time]
-	stopWatching := context.AfterFunc(ctx, func() {
+	stopWatching := context.AfterFunc(groupCtx, func() {
 		end := time.Now().Add(shutdownTimeout)
 		deadline.Store(&end)
 	})
 	defer stopWatching()
 
-	group, groupCtx := errgroup.WithContext(ctx)
 	if s.Source != nil {
 		group.Go(func() error { return s.Source.Run(groupCtx, shutdownTimeout) })
 	}
 	group.Go(func() error { return s.RunPipeline(groupCtx) })
-	stopAbandoning := s.abandonGroupRequestsAfter(ctx, shutdownTimeout)
+	stopAbandoning := s.abandonGroupRequestsAfter(groupCtx, shutdownTimeout)
 	err := group.Wait()
 	stopAbandoning()
 
-	end := time.Now().Add(shutdownTimeout) // a stage failed: the shutdown starts now
-	if stopped := deadline.Load(); stopped != nil {
-		end = *stopped
+	end := time.Now().Add(shutdownTimeout) // the deadline's AfterFunc has not run yet
+	if started := deadline.Load(); started != nil {
+		end = *started
 	}
 	return errors.Join(err, s.closeBy(end))
 }
 
 // abandonGroupRequestsAfter closes the connections of the runners' consumer
-// groups and readers when shutdownTimeout has passed since ctx ended, and
-// again every 100 ms until the returned function is called, which waits for
-// its goroutine. No context ends a kafka-go v0.4.51 consumer group request.
+// groups and readers when shutdownTimeout has passed since ctx ended (a stop
+// or a failed stage). It closes them again every 100 ms until the returned
+// function is called, which waits for its goroutine. No context ends a kafka-go v0.4.51 consumer group request.
 // A join waits up to the rebalance timeout plus 5 s, a sync up to the session
 // timeout plus 5 s, and a heartbeat, offset commit or leave up to 5 s. A
 // batch whose commit fails that way is consumed again at the next start, and
