@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
+	"io"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/oversoc/cybereason-connector/internal/kafkatest"
 	"github.com/oversoc/cybereason-connector/source/cybereason/cybereasontest"
@@ -42,25 +40,12 @@ func TestRunStopsCleanlyWhenSignaled(t *testing.T) {
 	defer console.Close()
 	topics := connectorTopics(t, 2)
 	brokers := kafkatest.NewBroker(t, topics...)
-	env := map[string]string{
-		"CYBEREASON_URL":      console.URL,
-		"CYBEREASON_USERNAME": cybereasontest.DefaultUsername,
-		"CYBEREASON_PASSWORD": cybereasontest.DefaultPassword,
-		"KAFKA_BROKERS":       strings.Join(brokers, ","),
-		"METRICS_ADDR":        "127.0.0.1:0",
-		"LOG_FORMAT":          "json",
-		"SHUTDOWN_TIMEOUT":    "10s",
-	}
-	lookupEnv := func(key string) (string, bool) {
-		value, ok := env[key]
-		return value, ok
-	}
+	env := runEnv(console.URL, brokers, 10*time.Second)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuilder
-	exited := make(chan int, 1)
-	go func() { exited <- run(ctx, []string{"run"}, lookupEnv, &stdout, &stderr) }()
+	exited := startRun(ctx, env, &stdout, &stderr)
 
 	kafkatest.WaitFor(t, func() bool {
 		select {
@@ -85,20 +70,11 @@ func TestRunStopsCleanlyWhenSignaled(t *testing.T) {
 	}
 }
 
-// TestRunStopsWithinShutdownTimeoutWhileWritesHang makes the broker leave
-// every produce request unanswered while the connector moves an inventory of
-// 3,000 sensors through its stages, then ends the command's context as
-// SIGTERM does. The batches in flight can then never be written, so the
-// stages must abandon them once SHUTDOWN_TIMEOUT has passed, and the command
-// must return soon after, without committing them.
-func TestRunStopsWithinShutdownTimeoutWhileWritesHang(t *testing.T) {
-	const shutdownTimeout = 3 * time.Second
-	console := cybereasontest.NewServer(cybereasontest.GenerateTenant(5, 3000, 2, time.Now()), cybereasontest.Options{})
-	defer console.Close()
-	broker := kafkatest.StartBroker(t, connectorTopics(t, 2)...)
-	brokers := broker.Addrs()
-	env := map[string]string{
-		"CYBEREASON_URL":      console.URL,
+// runEnv returns the settings of a run against the console at consoleURL and
+// brokers, with JSON logs and the metrics server on a free port.
+func runEnv(consoleURL string, brokers []string, shutdownTimeout time.Duration) map[string]string {
+	return map[string]string{
+		"CYBEREASON_URL":      consoleURL,
 		"CYBEREASON_USERNAME": cybereasontest.DefaultUsername,
 		"CYBEREASON_PASSWORD": cybereasontest.DefaultPassword,
 		"KAFKA_BROKERS":       strings.Join(brokers, ","),
@@ -106,53 +82,17 @@ func TestRunStopsWithinShutdownTimeoutWhileWritesHang(t *testing.T) {
 		"LOG_FORMAT":          "json",
 		"SHUTDOWN_TIMEOUT":    shutdownTimeout.String(),
 	}
+}
+
+// startRun runs the run command with the settings in env on a new goroutine
+// and returns the channel that receives its exit code. The command reads env
+// when it looks a setting up, so a change of env before the start counts.
+func startRun(ctx context.Context, env map[string]string, stdout, stderr io.Writer) <-chan int {
 	lookupEnv := func(key string) (string, bool) {
 		value, ok := env[key]
 		return value, ok
 	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuilder
 	exited := make(chan int, 1)
-	go func() { exited <- run(ctx, []string{"run"}, lookupEnv, &stdout, &stderr) }()
-
-	kafkatest.WaitFor(t, func() bool {
-		select {
-		case code := <-exited:
-			t.Fatalf("run exited with code %d before the assets were published; stderr:\n%s", code, stderr.String())
-		default:
-		}
-		return len(kafkatest.ReadAll(t, brokers, "oversoc.assets")) > 0
-	})
-	var unanswered atomic.Int64
-	cluster := broker.Cluster()
-	cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		unanswered.Add(1)
-		return nil, nil, true // no response: the request waits until the client gives up
-	})
-	kafkatest.WaitFor(t, func() bool { return unanswered.Load() > 0 })
-	cancel()
-	stopped := time.Now()
-
-	const margin = 20 * time.Second
-	select {
-	case code := <-exited:
-		t.Logf("run returned %s after the stop, with exit code %d; %d produce requests left unanswered", time.Since(stopped).Round(time.Millisecond), code, unanswered.Load())
-	case <-time.After(shutdownTimeout + margin):
-		t.Fatalf("run did not return within SHUTDOWN_TIMEOUT %s plus %s after the stop; stderr:\n%s", shutdownTimeout, margin, stderr.String())
-	}
-	logged := stderr.String()
-	if !strings.Contains(logged, "batch abandoned because the runner is stopping") {
-		t.Errorf("no stage logged an abandoned batch, so no write was in flight at the stop:\n%s", logged)
-	}
-	// Without closing the connections of the writes in flight, the writer's
-	// Close waits for them until its write timeout, 10s, past the deadline.
-	if !strings.Contains(logged, "kafka writes still in flight at the end of the shutdown timeout") {
-		t.Errorf("the connector did not close the connections of the writes in flight at the deadline:\n%s", logged)
-	}
-	if !strings.Contains(logged, `"msg":"connector stopped"`) {
-		t.Errorf("log lacks the connector stopped line:\n%s", logged)
-	}
+	go func() { exited <- run(ctx, []string{"run"}, lookupEnv, stdout, stderr) }()
+	return exited
 }

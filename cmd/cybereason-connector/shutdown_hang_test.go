@@ -27,23 +27,8 @@ func TestRunStopsWithinShutdownTimeoutWhileKafkaHangs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("each case waits for a shutdown timeout")
 	}
-	tests := []struct {
-		name string
-		// hang is the request key left unanswered; -1 closes the broker.
-		hang int16
-		// fromStart leaves the requests unanswered before the command
-		// starts, instead of after the first assets are published.
-		fromStart bool
-		// atStop marks a request sent only on the way out, so the stop
-		// does not wait for one to be left unanswered.
-		atStop bool
-		// groupWaits marks a request that kafka-go's consumer group
-		// waits for without a context, so that the connector must close
-		// its connection when the shutdown timeout ends. Other cases may
-		// close one too.
-		groupWaits bool
-	}{
-		{name: "produce", hang: int16(kmsg.Produce)},
+	tests := []hangCase{
+		{name: "produce", hang: int16(kmsg.Produce), writesAbandoned: true},
 		{name: "offset commit", hang: int16(kmsg.OffsetCommit), groupWaits: true},
 		{name: "leave group", hang: int16(kmsg.LeaveGroup), atStop: true, groupWaits: true},
 		{name: "fetch", hang: int16(kmsg.Fetch)},
@@ -59,15 +44,38 @@ func TestRunStopsWithinShutdownTimeoutWhileKafkaHangs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stopWhileKafkaHangs(t, tt.hang, tt.fromStart, tt.atStop, tt.groupWaits)
+			stopWhileKafkaHangs(t, tt)
 		})
 	}
 }
 
+// hangCase is one case of TestRunStopsWithinShutdownTimeoutWhileKafkaHangs.
+type hangCase struct {
+	name string
+	// hang is the request key left unanswered; -1 closes the broker.
+	hang int16
+	// fromStart leaves the requests unanswered before the command
+	// starts, instead of after the first assets are published.
+	fromStart bool
+	// atStop marks a request sent only on the way out, so the stop
+	// does not wait for one to be left unanswered.
+	atStop bool
+	// groupWaits marks a request that kafka-go's consumer group
+	// waits for without a context, so that the connector must close
+	// its connection when the shutdown timeout ends. Other cases may
+	// close one too.
+	groupWaits bool
+	// writesAbandoned marks a case whose writes are in flight at the stop,
+	// so that a stage must abandon its batch and the connector must close
+	// the connections of the writes when the shutdown timeout ends.
+	writesAbandoned bool
+}
+
 // stopWhileKafkaHangs runs one case of
 // TestRunStopsWithinShutdownTimeoutWhileKafkaHangs.
-func stopWhileKafkaHangs(t *testing.T, key int16, fromStart, atStop, groupWaits bool) {
+func stopWhileKafkaHangs(t *testing.T, tt hangCase) {
 	t.Helper()
+	key, fromStart, atStop := tt.hang, tt.fromStart, tt.atStop
 	const (
 		shutdownTimeout = 3 * time.Second
 		// allowed covers the logout's second and a loaded host.
@@ -78,22 +86,10 @@ func stopWhileKafkaHangs(t *testing.T, key int16, fromStart, atStop, groupWaits 
 	defer console.Close()
 	broker := kafkatest.StartBroker(t, connectorTopics(t, 2)...)
 	brokers := broker.Addrs()
-	env := map[string]string{
-		"CYBEREASON_URL":      console.URL,
-		"CYBEREASON_USERNAME": cybereasontest.DefaultUsername,
-		"CYBEREASON_PASSWORD": cybereasontest.DefaultPassword,
-		"KAFKA_BROKERS":       strings.Join(brokers, ","),
-		"METRICS_ADDR":        "127.0.0.1:0",
-		"LOG_FORMAT":          "json",
-		"SHUTDOWN_TIMEOUT":    shutdownTimeout.String(),
-		// A member that could not leave its group is removed after the
-		// session timeout, which the second run then waits for.
-		"KAFKA_GROUP_SESSION_TIMEOUT": "6s",
-	}
-	lookupEnv := func(k string) (string, bool) {
-		value, ok := env[k]
-		return value, ok
-	}
+	env := runEnv(console.URL, brokers, shutdownTimeout)
+	// A member that could not leave its group is removed after the session
+	// timeout, which the second run then waits for.
+	env["KAFKA_GROUP_SESSION_TIMEOUT"] = "6s"
 
 	var (
 		unanswered atomic.Int64
@@ -106,8 +102,7 @@ func stopWhileKafkaHangs(t *testing.T, key int16, fromStart, atStop, groupWaits 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuilder
-	exited := make(chan int, 1)
-	go func() { exited <- run(ctx, []string{"run"}, lookupEnv, &stdout, &stderr) }()
+	exited := startRun(ctx, env, &stdout, &stderr)
 
 	switch {
 	case key < 0:
@@ -142,8 +137,11 @@ func stopWhileKafkaHangs(t *testing.T, key int16, fromStart, atStop, groupWaits 
 	// Without closing them, a join waits up to the rebalance timeout plus 5s,
 	// and a commit, heartbeat or leave up to kafka-go's 5s group timeout.
 	abandoned := strings.Contains(stderr.String(), "kafka group requests still waiting at the end of the shutdown timeout")
-	if groupWaits && !abandoned {
+	if tt.groupWaits && !abandoned {
 		t.Errorf("the connector did not close the group connections at the end of the shutdown timeout; stderr:\n%s", stderr.String())
+	}
+	if tt.writesAbandoned {
+		checkWritesAbandoned(t, stderr.String())
 	}
 	if key < 0 {
 		return // the closed broker cannot serve a second run
@@ -181,8 +179,7 @@ func stopWhileKafkaHangs(t *testing.T, key int16, fromStart, atStop, groupWaits 
 	restarted, stopRestarted := context.WithCancel(context.Background())
 	defer stopRestarted()
 	var restartedStderr syncBuilder
-	restartedExit := make(chan int, 1)
-	go func() { restartedExit <- run(restarted, []string{"run"}, lookupEnv, &stdout, &restartedStderr) }()
+	restartedExit := startRun(restarted, env, &stdout, &restartedStderr)
 	defer func() {
 		stopRestarted()
 		<-restartedExit
@@ -218,4 +215,21 @@ func leaveUnanswered(broker *embeddedkafka.Broker, key int16, hanging *atomic.Bo
 		unanswered.Add(1)
 		return nil, nil, true // no response: the request waits until the client gives up
 	})
+}
+
+// checkWritesAbandoned checks the log of a stop with writes in flight: a
+// stage abandoned its batch, and the connector closed the connections of the
+// writes at the end of the shutdown timeout. Without that, the writer's Close
+// waits for them until its 10s write timeout.
+func checkWritesAbandoned(t *testing.T, logged string) {
+	t.Helper()
+	if !strings.Contains(logged, "batch abandoned because the runner is stopping") {
+		t.Errorf("no stage logged an abandoned batch, so no write was in flight at the stop:\n%s", logged)
+	}
+	if !strings.Contains(logged, "kafka writes still in flight at the end of the shutdown timeout") {
+		t.Errorf("the connector did not close the connections of the writes in flight at the deadline:\n%s", logged)
+	}
+	if !strings.Contains(logged, `"msg":"connector stopped"`) {
+		t.Errorf("log lacks the connector stopped line:\n%s", logged)
+	}
 }
