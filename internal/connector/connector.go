@@ -391,7 +391,8 @@ func (s *Stages) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 // abandonGroupRequestsAfter closes the connections of the runners' consumer
 // groups and readers when shutdownTimeout has passed since ctx ended (a stop
 // or a failed stage). It closes them again every 100 ms until the returned
-// function is called, which waits for its goroutine. No context ends a kafka-go v0.4.51 consumer group request.
+// function is called, which waits for its goroutine. No context ends a
+// kafka-go v0.4.51 consumer group request.
 // A join waits up to the rebalance timeout plus 5 s, a sync up to the session
 // timeout plus 5 s, and a heartbeat, offset commit or leave up to 5 s. A
 // batch whose commit fails that way is consumed again at the next start, and
@@ -414,18 +415,7 @@ func (s *Stages) abandonGroupRequestsAfter(ctx context.Context, shutdownTimeout 
 		}
 		s.logger.Warn("kafka group requests still waiting at the end of the shutdown timeout; closing their connections, and their batches will be consumed again at the next start",
 			"connections", s.groupConns.CloseAll())
-
-		// The consumer groups dial again to leave, and may hang again.
-		ticker := time.NewTicker(100 * time.Millisecond)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ticker.C:
-				s.groupConns.CloseAll()
-			case <-done:
-				return
-			}
-		}
+		s.groupConns.KeepClosing(done) // the consumer groups dial again to leave, and may hang again
 	})
 	return func() {
 		close(done)
@@ -477,13 +467,17 @@ func (s *Stages) closeWriterBy(deadline time.Time) error {
 	if deadline.IsZero() || s.conns == nil {
 		return s.closeWriter()
 	}
-	closed := make(chan error, 1)
-	go func() { closed <- s.closeWriter() }()
+	var err error
+	closed := make(chan struct{})
+	go func() {
+		err = s.closeWriter()
+		close(closed)
+	}()
 
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
-	case err := <-closed:
+	case <-closed:
 		return err
 	case <-timer.C:
 	}
@@ -492,16 +486,8 @@ func (s *Stages) closeWriterBy(deadline time.Time) error {
 
 	// Close sends the writer's pending batches on new connections, which may
 	// hang as well, so the connections are closed again until it returns.
-	ticker := time.NewTicker(100 * time.Millisecond)
-	defer ticker.Stop()
-	for {
-		select {
-		case err := <-closed:
-			return err
-		case <-ticker.C:
-			s.conns.CloseAll()
-		}
-	}
+	s.conns.KeepClosing(closed)
+	return err
 }
 
 // closeWriter flushes the writer and closes its connections.

@@ -202,7 +202,7 @@ func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, r
 		e.pos++
 		return append(dst, '}'), false, true, nil
 	}
-	sorted, kept := true, 0
+	sorted, keptMembers := true, 0
 	for {
 		e.skipSpace()
 		if e.pos >= len(e.data) || e.data[e.pos] != '"' {
@@ -220,7 +220,7 @@ func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, r
 
 		child := removal.child(string(key))
 		start := len(dst)
-		if kept > 0 {
+		if keptMembers > 0 {
 			dst = append(dst, ',')
 		}
 		memberStart := len(dst)
@@ -242,7 +242,7 @@ func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, r
 			sorted = e.listMember(first, member) && sorted
 		default:
 			removed = removed || childRemoved
-			kept++
+			keptMembers++
 			sorted = e.listMember(first, member) && sorted
 		}
 
@@ -264,11 +264,11 @@ func (e *encoder) object(dst []byte, removal *Removal, depth int) (out []byte, r
 	members := e.members[first:]
 	e.members = e.members[:first]
 	if sorted {
-		// Strictly increasing keys: no key repeats, and dst already holds the canonical form.
-		return append(dst, '}'), removed, kept == 0, nil
+		// Strictly increasing keys: no key repeats, and dst already contains the canonical form.
+		return append(dst, '}'), removed, keptMembers == 0, nil
 	}
 	dst, err = e.writeSorted(dst, mark, members)
-	return dst, removed, kept == 0, err
+	return dst, removed, keptMembers == 0, err
 }
 
 // listMember appends m to the members of the object whose first member is e.members[first], and

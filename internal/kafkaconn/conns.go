@@ -77,6 +77,21 @@ func (c *Conns) CloseAll() int {
 	return len(conns)
 }
 
+// KeepClosing closes every open connection every 100 ms until done is closed. It serves after
+// CloseAll, for clients that dial again and may wait again on the new connection.
+func (c *Conns) KeepClosing(done <-chan struct{}) {
+	ticker := time.NewTicker(100 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			c.CloseAll()
+		case <-done:
+			return
+		}
+	}
+}
+
 // trackedConn removes itself from its owner when it is closed.
 type trackedConn struct {
 	net.Conn

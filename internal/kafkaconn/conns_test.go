@@ -15,39 +15,12 @@ import (
 // accepts connections and never responds. CloseAll must end the request at
 // once, long before its own deadline.
 func TestConnsCloseAllEndsRequestInFlight(t *testing.T) {
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted := make(chan net.Conn, 16)
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		for {
-			conn, err := listener.Accept()
-			if err != nil {
-				return
-			}
-			select {
-			case accepted <- conn: // kept open without a response
-			default:
-				conn.Close()
-			}
-		}
-	}()
-	defer func() {
-		listener.Close()
-		<-stopped
-		close(accepted)
-		for conn := range accepted {
-			conn.Close()
-		}
-	}()
+	address, accepted := silentListener(t)
 
 	transport := &kafka.Transport{}
 	conns := kafkaconn.Track(transport)
 	defer transport.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(listener.Addr().String()), Transport: transport}
+	client := &kafka.Client{Addr: kafka.TCP(address), Transport: transport}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -90,32 +63,21 @@ func TestConnsCloseAllEndsRequestInFlight(t *testing.T) {
 // connection to a listener that accepts it and never responds, as a consumer
 // group's join or commit waits. CloseAll must end the request at once.
 func TestTrackDialerCloseAllEndsRequestInFlight(t *testing.T) {
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		conn, err := listener.Accept()
-		if err == nil {
-			accepted <- conn // kept open without a response
-		}
-		close(accepted)
-	}()
+	address, accepted := silentListener(t)
 
 	dialer := &kafka.Dialer{Timeout: 10 * time.Second}
 	conns := kafkaconn.TrackDialer(dialer)
-	conn, err := dialer.Dial("tcp", listener.Addr().String())
+	conn, err := dialer.Dial("tcp", address)
 	if err != nil {
 		t.Fatalf("dial through the tracked dialer: %v", err)
 	}
 	defer conn.Close()
-	server := <-accepted
-	if server == nil {
+	select {
+	case server := <-accepted:
+		defer server.Close()
+	case <-time.After(30 * time.Second):
 		t.Fatal("the listener accepted no connection")
 	}
-	defer server.Close()
 
 	done := make(chan error, 1)
 	go func() {
@@ -139,4 +101,40 @@ func TestTrackDialerCloseAllEndsRequestInFlight(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("request still waiting 30s after CloseAll")
 	}
+}
+
+// silentListener listens on a loopback port and keeps every connection it
+// accepts open without ever responding. It returns the address and the
+// accepted connections, and closes all of them when the test ends.
+func silentListener(t *testing.T) (address string, accepted <-chan net.Conn) {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan net.Conn, 16)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			conn, err := listener.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case conns <- conn:
+			default:
+				conn.Close()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		listener.Close()
+		<-stopped
+		close(conns)
+		for conn := range conns {
+			conn.Close()
+		}
+	})
+	return listener.Addr().String(), conns
 }

@@ -92,11 +92,11 @@ func runKilledJoinerTrial(t *testing.T, brokers []string, dead *kafkatest.DeadMe
 
 	var removed []string
 	waitFor(t, "the live member to hold all 9 partitions again", func() bool {
-		gone, err := dead.Remove(ctx)
+		removedNow, err := dead.Remove(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		removed = append(removed, gone...)
+		removed = append(removed, removedNow...)
 		return live.partitions() == 9
 	})
 	return removed
